@@ -1,0 +1,340 @@
+//! Event store benchmarks (`make bench`), each against a baseline measured in the same run:
+//!
+//! 1. Append throughput and ack latency with 1, 16 and 256 concurrent writers (one event per
+//!    append, durable acks), against a plain rusqlite loop writing the same rows with the same
+//!    pragmas (WAL, synchronous=FULL) in transactions of the same size.
+//! 2. Subscription lag, append ack → subscriber delivery, at a paced 10,000 events/s.
+//! 3. Replay: read all and fold, against a plain rusqlite SELECT loop over the same table.
+//!
+//! Each figure is the median of `ICHIGEN_BENCH_RUNS` runs (default 3). Prints a Markdown table.
+
+use ichigen_shared::auth::Actor;
+use ichigen_shared::envelope::{Metadata, NewEvent};
+use ichigen_shared::store::embedded::{schema, EmbeddedOptions, EmbeddedStore};
+use ichigen_shared::store::{EventStore, ExpectedRevision, SubscribeFrom, SubscriptionFilter};
+use rusqlite::params;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+fn runs() -> usize {
+    std::env::var("ICHIGEN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn new_event(i: u64) -> NewEvent {
+    NewEvent {
+        id: Uuid::new_v4(),
+        event_type: "Benchmarked.v1".into(),
+        data: format!("{{\"sku\":\"SKU-{i}\",\"qty\":1,\"location\":\"S1\"}}").into_bytes(),
+        metadata: Metadata::new(Actor::system("bench")),
+    }
+}
+
+struct AppendRun {
+    events_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `writers` tasks, each appending one event at a time to its own stream, for `total` events.
+async fn append_run(writers: usize, total: usize) -> AppendRun {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+            .await
+            .expect("open"),
+    );
+    let per_writer = total / writers;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = format!("bench-{w}");
+                let mut latencies = Vec::with_capacity(per_writer);
+                let mut last = None;
+                for i in 0..per_writer {
+                    let t = Instant::now();
+                    let r = store
+                        .append(
+                            &stream,
+                            ExpectedRevision::after(last),
+                            vec![new_event(i as u64)],
+                        )
+                        .await
+                        .expect("append");
+                    latencies.push(t.elapsed());
+                    last = Some(r.next_expected);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    for t in tasks {
+        latencies.extend(t.await.expect("writer"));
+    }
+    let elapsed = started.elapsed();
+    store.shutdown().await;
+    latencies.sort();
+    AppendRun {
+        events_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+/// The baseline: the same rows, pragmas and indexes, written by a plain loop in transactions of
+/// `batch` rows, each committed (and synced) before the next.
+fn baseline_run(batch: usize, total: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = rusqlite::Connection::open(dir.path().join("baseline.sqlite")).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4000; \
+         PRAGMA cache_size = -65536;",
+    )
+    .expect("pragmas");
+    conn.execute_batch(schema::LAYOUT).expect("layout");
+    let actor = Actor::system("bench").to_compact();
+    let started = Instant::now();
+    let mut position = 0u64;
+    let mut revisions = vec![0u64; batch.max(1)];
+    while (position as usize) < total {
+        let tx = conn.unchecked_transaction().expect("tx");
+        {
+            let mut insert = tx.prepare_cached(schema::INSERT).expect("prepare");
+            for (s, revision) in revisions.iter_mut().enumerate() {
+                position += 1;
+                let e = new_event(position);
+                insert
+                    .execute(params![
+                        position as i64,
+                        format!("bench-{s}"),
+                        *revision as i64,
+                        e.id.as_bytes().as_slice(),
+                        e.event_type,
+                        e.data,
+                        e.metadata.correlation_id.as_bytes().as_slice(),
+                        Option::<Vec<u8>>::None,
+                        actor,
+                        e.metadata.occurred_at.timestamp_micros(),
+                    ])
+                    .expect("insert");
+                *revision += 1;
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    position as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Paced appends at `rate` events/s for `seconds`; lag = delivery time − ack time per event.
+async fn subscription_lag(rate: u64, seconds: u64) -> (Duration, Duration, usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+            .await
+            .expect("open"),
+    );
+    let acked: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let delivered: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let mut sub = store
+        .subscribe(SubscribeFrom::End, SubscriptionFilter::categories(["lag"]))
+        .await
+        .expect("subscribe");
+    let total = (rate * seconds) as usize;
+    let reader = {
+        let delivered = delivered.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while n < total {
+                match sub.next().await {
+                    Some(Ok(e)) => {
+                        delivered.lock().expect("lock").insert(e.id, Instant::now());
+                        n += 1;
+                    }
+                    _ => break,
+                }
+            }
+        })
+    };
+    // 10 writers, each pacing its share with a fixed schedule.
+    let writers = 10u64;
+    let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let stream = format!("lag-{w}");
+                let mut last = None;
+                for i in 0..(rate * seconds / writers) {
+                    tick.tick().await;
+                    let e = new_event(i);
+                    let id = e.id;
+                    let r = store
+                        .append(&stream, ExpectedRevision::after(last), vec![e])
+                        .await
+                        .expect("append");
+                    acked.lock().expect("lock").insert(id, Instant::now());
+                    last = Some(r.next_expected);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    store.shutdown().await;
+    let acked = acked.lock().expect("lock");
+    let delivered = delivered.lock().expect("lock");
+    let mut lags: Vec<Duration> = acked
+        .iter()
+        .filter_map(|(id, ack)| delivered.get(id).map(|d| d.saturating_duration_since(*ack)))
+        .collect();
+    lags.sort();
+    (percentile(&lags, 0.5), percentile(&lags, 0.99), lags.len())
+}
+
+/// Writes `total` events (in 1,000-event appends over 1,000 streams), then times a full replay
+/// that folds every event, and a plain SELECT loop over the same table.
+async fn replay(total: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .await
+        .expect("open");
+    let chunk = 1000;
+    let mut last: HashMap<usize, u64> = HashMap::new();
+    for c in 0..(total / chunk) {
+        let s = c % 1000;
+        let events = (0..chunk).map(|i| new_event(i as u64)).collect();
+        let r = store
+            .append(
+                &format!("replay-{s}"),
+                ExpectedRevision::after(last.get(&s).copied()),
+                events,
+            )
+            .await
+            .expect("append");
+        last.insert(s, r.next_expected);
+    }
+    // Fold: events and bytes per stream, the shape of a projection rebuild.
+    let started = Instant::now();
+    let mut folded: HashMap<Arc<str>, (u64, u64)> = HashMap::new();
+    let mut after = None;
+    let mut n = 0usize;
+    loop {
+        let page = store.read_all(after, 8192).await.expect("read");
+        let Some(tail) = page.last() else { break };
+        after = Some(tail.position);
+        for e in &page {
+            let entry = folded.entry(e.stream.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += e.data.len() as u64;
+        }
+        n += page.len();
+    }
+    let store_rate = n as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(n, total);
+    store.shutdown().await;
+
+    let conn = rusqlite::Connection::open(dir.path().join(EmbeddedStore::FILE_NAME)).expect("open");
+    let started = Instant::now();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM events ORDER BY position",
+            schema::COLUMNS
+        ))
+        .expect("prepare");
+    let mut rows = stmt.query([]).expect("query");
+    let mut folded: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut m = 0usize;
+    while let Some(row) = rows.next().expect("row") {
+        let stream: String = row.get(1).expect("stream");
+        let data = row.get_ref(5).expect("data").as_blob().expect("blob").len();
+        let entry = folded.entry(stream).or_default();
+        entry.0 += 1;
+        entry.1 += data as u64;
+        m += 1;
+    }
+    let baseline_rate = m as f64 / started.elapsed().as_secs_f64();
+    (store_rate, baseline_rate)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let runs = runs();
+    println!("### Event store (embedded), median of {runs} runs\n");
+    println!("| benchmark | Ichigen | baseline | ratio | p50 ack | p99 ack |");
+    println!("|---|---|---|---|---|---|");
+    for (writers, total) in [(1usize, 4_000usize), (16, 40_000), (256, 400_000)] {
+        let mut rates = Vec::new();
+        let mut p50s = Vec::new();
+        let mut p99s = Vec::new();
+        let mut base = Vec::new();
+        for _ in 0..runs {
+            let r = rt.block_on(append_run(writers, total));
+            rates.push(r.events_per_sec);
+            p50s.push(r.p50.as_secs_f64() * 1000.0);
+            p99s.push(r.p99.as_secs_f64() * 1000.0);
+            base.push(baseline_run(writers, total));
+        }
+        let (rate, base) = (median(rates), median(base));
+        println!(
+            "| append, {writers} writers (events/s) | {rate:.0} | {base:.0} | {:.2} | {:.2} ms | {:.2} ms |",
+            rate / base,
+            median(p50s),
+            median(p99s)
+        );
+    }
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    let mut counts = Vec::new();
+    for _ in 0..runs {
+        let (p50, p99, n) = rt.block_on(subscription_lag(10_000, 3));
+        p50s.push(p50.as_secs_f64() * 1000.0);
+        p99s.push(p99.as_secs_f64() * 1000.0);
+        counts.push(n as f64);
+    }
+    println!(
+        "| subscription lag at 10,000 events/s ({} events) | p50 {:.3} ms, p99 {:.3} ms | – | – | – | – |",
+        median(counts),
+        median(p50s),
+        median(p99s)
+    );
+    let mut rates = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..runs {
+        let (r, b) = rt.block_on(replay(1_000_000));
+        rates.push(r);
+        base.push(b);
+    }
+    let (rate, base) = (median(rates), median(base));
+    println!(
+        "| replay 1,000,000 events, read all + fold (events/s) | {rate:.0} | {base:.0} | {:.2} | – | – |",
+        rate / base
+    );
+}

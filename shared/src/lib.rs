@@ -1,0 +1,21 @@
+//! Everything the Ichigen services share: the event store port and its two backends, the event
+//! envelope, identifiers, money, configuration, telemetry and the projection runtime.
+//!
+//! Services depend on this crate and on nothing of each other: they talk through events in the
+//! store and through the service traits the gateway wires together.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod envelope;
+pub mod ids;
+pub mod money;
+pub mod projection;
+pub mod store;
+pub mod telemetry;
+
+pub use envelope::{Actor, Metadata, NewEvent, RecordedEvent};
+pub use store::{
+    AppendResult, EventStore, ExpectedRevision, Position, StoreError, SubscribeFrom, Subscription,
+    SubscriptionFilter,
+};

@@ -1,0 +1,308 @@
+//! The embedded event store: SQLite (bundled, so a fresh machine needs nothing) in WAL mode.
+//!
+//! * **Durable acks.** `synchronous = FULL`: the WAL is synced before a commit returns, and an
+//!   append is acknowledged only after its commit returned.
+//! * **Group commit.** One writer thread ([`writer`]) batches concurrent appends into one
+//!   transaction and one sync, checking each against its own expected revision.
+//! * **Reads** run on a small pool of read connections on the blocking thread pool; WAL readers
+//!   never wait for the writer.
+//! * **Subscriptions** ([`live`]) catch up from the table, then follow the writer's broadcast of
+//!   committed batches, with no gap and no duplicate at the handover.
+//! * **One process per data directory**, enforced with an exclusive lock on `LOCK`.
+
+mod live;
+pub mod schema;
+mod writer;
+
+use crate::envelope::{NewEvent, RecordedEvent};
+use crate::store::{
+    validate_append, AppendResult, EventStore, ExpectedRevision, Position, StoreError,
+    SubscribeFrom, Subscription, SubscriptionFilter,
+};
+use async_trait::async_trait;
+use rusqlite::{params, Connection};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use writer::{AppendRequest, Command, CommittedBatch, Writer};
+
+/// Tuning of the embedded store; the defaults suit a single host.
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// Most events one group commit takes (one append is never split).
+    pub max_batch_events: usize,
+    /// Appends waiting for the writer before callers are made to wait (back-pressure).
+    pub queue_capacity: usize,
+    /// Largest event payload accepted, in bytes.
+    pub max_event_bytes: usize,
+    /// Committed batches kept for live subscribers; one that falls further behind catches up
+    /// from the table instead.
+    pub live_buffer_batches: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            max_batch_events: 8192,
+            queue_capacity: 65_536,
+            max_event_bytes: 4 * 1024 * 1024,
+            live_buffer_batches: 4096,
+        }
+    }
+}
+
+/// Handle to an open embedded store; cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    head: Arc<AtomicU64>,
+    /// A receiver never read from, only resubscribed: the writer holds the one sender, so
+    /// subscriptions see the feed close when the writer stops.
+    live: Mutex<broadcast::Receiver<CommittedBatch>>,
+    readers: ReaderPool,
+    max_event_bytes: usize,
+}
+
+impl EmbeddedStore {
+    /// The file the events live in, inside the data directory.
+    pub const FILE_NAME: &'static str = "events.sqlite";
+
+    /// Opens (or creates) the store in `dir`. Fails with [`StoreError::Locked`] if another
+    /// process has it open and [`StoreError::Corrupt`] if the file is not an Ichigen store.
+    pub async fn open(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&dir, options))
+            .await
+            .map_err(|e| StoreError::Io(format!("opening the store panicked: {e}")))?
+    }
+
+    fn open_blocking(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: dir.display().to_string(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Io(format!(
+                    "cannot lock {}: {e}",
+                    lock_path.display()
+                )))
+            }
+        }
+
+        let file = dir.join(Self::FILE_NAME);
+        let conn = schema::open_writer(&file)?;
+        let head = Arc::new(AtomicU64::new(0));
+        let (live_sender, live) = broadcast::channel(options.live_buffer_batches.max(16));
+        // The writer owns the lock from here: it is released when the writer stops.
+        let writer = Writer::new(
+            conn,
+            lock,
+            head.clone(),
+            live_sender,
+            options.max_batch_events,
+        )?;
+        let (commands, rx) = mpsc::channel(options.queue_capacity.max(1));
+        std::thread::Builder::new()
+            .name("ichigen-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                commands,
+                head,
+                live: Mutex::new(live),
+                readers: ReaderPool {
+                    file,
+                    idle: Mutex::new(Vec::new()),
+                },
+                max_event_bytes: options.max_event_bytes,
+            }),
+        })
+    }
+
+    /// Reads on the blocking pool with a pooled connection.
+    /// A new receiver of committed batches (sees batches committed from now on).
+    fn live_receiver(&self) -> broadcast::Receiver<CommittedBatch> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .resubscribe()
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.readers.with(f))
+            .await
+            .map_err(|e| StoreError::Io(format!("read task failed: {e}")))?
+    }
+
+    async fn read_all_after(
+        &self,
+        after: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
+                schema::COLUMNS
+            ))?;
+            let mut decoder = schema::RowDecoder::default();
+            let rows = stmt.query_map(params![after as i64, max_count as i64], |r| {
+                decoder.decode(r)
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+/// Read connections, opened on demand and kept for reuse.
+struct ReaderPool {
+    file: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => schema::open_reader(&self.file)?,
+        };
+        let result = f(&conn).map_err(schema::io_error);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < 16 {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        if let Some(big) = events
+            .iter()
+            .find(|e| e.data.len() > self.inner.max_event_bytes)
+        {
+            return Err(StoreError::EventTooLarge {
+                size: big.data.len(),
+                limit: self.inner.max_event_bytes,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.to_string(),
+            expected,
+            events,
+            reply,
+            enqueued: Instant::now(),
+        };
+        self.inner
+            .commands
+            .send(Command::Append(request))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        // The writer always answers; a dropped reply means it stopped mid-batch (the batch was
+        // not acknowledged, so the caller may retry with the same ids).
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM events WHERE stream = ?1 AND revision >= ?2 \
+                 ORDER BY revision LIMIT ?3",
+                schema::COLUMNS
+            ))?;
+            let mut decoder = schema::RowDecoder::default();
+            let rows = stmt.query_map(
+                params![stream, from.min(i64::MAX as u64) as i64, max_count as i64],
+                |r| decoder.decode(r),
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_after(after.map_or(0, |p| p.commit), max_count)
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        from: SubscribeFrom,
+        filter: SubscriptionFilter,
+    ) -> Result<Subscription, StoreError> {
+        Ok(live::spawn(self.clone(), from, filter))
+    }
+
+    async fn head(&self) -> Result<Option<Position>, StoreError> {
+        match self.inner.head.load(Ordering::Acquire) {
+            0 => Ok(None),
+            seq => Ok(Some(Position::sequence(seq))),
+        }
+    }
+
+    async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown(done))
+            .await
+            .is_ok()
+        {
+            let _ = finished.await;
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "embedded"
+    }
+}

@@ -1,0 +1,191 @@
+//! The SQLite layout of the embedded store and the decoding of its rows. (Public so that the
+//! baseline benchmark writes exactly these rows with plain rusqlite.)
+//!
+//! One table, `events`, whose integer primary key is the global position (gapless, assigned by
+//! the single writer). `(stream, revision)` is unique, which makes a lost-update impossible even
+//! if the writer's in-memory revision cache were wrong. There is deliberately no index on the
+//! event id: see `writer` for how retries are recognised without one.
+
+use crate::auth::Actor;
+use crate::envelope::{Metadata, RecordedEvent};
+use crate::store::{Position, StoreError};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, Row};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// `ICHG`: marks a SQLite file as an Ichigen store, so a foreign database is refused.
+const APPLICATION_ID: i64 = 0x4943_4847;
+/// Version of the layout below; a newer file is refused rather than misread.
+const LAYOUT_VERSION: i64 = 1;
+
+pub const LAYOUT: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    stream         TEXT    NOT NULL,
+    revision       INTEGER NOT NULL,
+    id             BLOB    NOT NULL,
+    type           TEXT    NOT NULL,
+    data           BLOB    NOT NULL,
+    correlation_id BLOB    NOT NULL,
+    causation_id   BLOB,
+    actor          TEXT    NOT NULL,
+    occurred_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream ON events(stream, revision);
+";
+
+pub const COLUMNS: &str =
+    "position, stream, revision, id, type, data, correlation_id, causation_id, actor, occurred_at";
+
+pub const INSERT: &str = "INSERT INTO events (position, stream, revision, id, type, data, \
+     correlation_id, causation_id, actor, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Opens the writer's connection, creating or checking the layout.
+pub(super) fn open_writer(file: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(file).map_err(|e| open_error(file, e))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA wal_autocheckpoint = 4000;
+         PRAGMA journal_size_limit = 67108864;
+         PRAGMA cache_size = -65536;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|e| open_error(file, e))?;
+    let app_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| open_error(file, e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| open_error(file, e))?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| open_error(file, e))?;
+    if app_id == 0 && tables == 0 {
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {LAYOUT_VERSION};"
+        ))
+        .map_err(|e| open_error(file, e))?;
+    } else if app_id != APPLICATION_ID {
+        return Err(StoreError::Corrupt(format!(
+            "{} is a SQLite database of another application",
+            file.display()
+        )));
+    } else if version > LAYOUT_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "{} was written by a newer Ichigen (layout {version}, this build reads {LAYOUT_VERSION})",
+            file.display()
+        )));
+    }
+    conn.execute_batch(LAYOUT)
+        .map_err(|e| open_error(file, e))?;
+    Ok(conn)
+}
+
+/// Opens a read connection. Readers never block the writer in WAL mode.
+pub(super) fn open_reader(file: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_error(file, e))?;
+    conn.execute_batch(
+        "PRAGMA query_only = ON; PRAGMA cache_size = -16384; PRAGMA mmap_size = 1073741824; \
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|e| open_error(file, e))?;
+    Ok(conn)
+}
+
+fn open_error(file: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt(format!("{}: {e}", file.display()))
+        }
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Locked {
+                path: file.display().to_string(),
+            }
+        }
+        _ => StoreError::Io(format!("{}: {e}", file.display())),
+    }
+}
+
+/// Maps an SQLite failure during normal operation.
+pub(super) fn io_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Io(e.to_string()),
+    }
+}
+
+pub(super) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn uuid_from(bytes: &[u8]) -> Uuid {
+    Uuid::from_slice(bytes).unwrap_or(Uuid::nil())
+}
+
+/// Decodes rows, sharing one `Arc<str>` per distinct event type and stream name within a read
+/// so that a page of a million events does not allocate a million copies of the same text.
+#[derive(Default)]
+pub(super) struct RowDecoder {
+    types: HashMap<String, Arc<str>>,
+    last_stream: Option<Arc<str>>,
+}
+
+impl RowDecoder {
+    fn intern_type(&mut self, s: &str) -> Arc<str> {
+        if let Some(t) = self.types.get(s) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(s);
+        self.types.insert(s.to_string(), t.clone());
+        t
+    }
+
+    fn stream(&mut self, s: &str) -> Arc<str> {
+        match &self.last_stream {
+            Some(last) if &**last == s => last.clone(),
+            _ => {
+                let arc: Arc<str> = Arc::from(s);
+                self.last_stream = Some(arc.clone());
+                arc
+            }
+        }
+    }
+
+    pub(super) fn decode(&mut self, row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
+        let position: i64 = row.get(0)?;
+        let stream = self.stream(row.get_ref(1)?.as_str()?);
+        let revision: i64 = row.get(2)?;
+        let id = uuid_from(row.get_ref(3)?.as_blob()?);
+        let event_type = self.intern_type(row.get_ref(4)?.as_str()?);
+        let data: Arc<[u8]> = Arc::from(row.get_ref(5)?.as_blob()?);
+        let correlation_id = uuid_from(row.get_ref(6)?.as_blob()?);
+        let causation_id = row.get_ref(7)?.as_blob_or_null()?.map(uuid_from);
+        let actor = Actor::from_compact(row.get_ref(8)?.as_str()?);
+        let occurred_at = DateTime::from_timestamp_micros(row.get(9)?).unwrap_or_default();
+        Ok(RecordedEvent {
+            id,
+            stream,
+            revision: revision as u64,
+            position: Position::sequence(position as u64),
+            event_type,
+            data,
+            metadata: Metadata {
+                correlation_id,
+                causation_id,
+                actor,
+                occurred_at,
+            },
+        })
+    }
+}

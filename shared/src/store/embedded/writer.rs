@@ -1,0 +1,426 @@
+//! The single writer: group commit for the embedded store.
+//!
+//! Every append goes through one thread that owns the only write connection. It takes whatever
+//! appends are queued (up to a batch limit), checks each against its own expected revision,
+//! writes the ones that pass in one SQLite transaction, syncs once, and only then answers each
+//! caller. With many concurrent writers a batch holds hundreds of appends, so the cost of the
+//! sync (the durable part) is shared; a lone writer still gets one transaction per append.
+//!
+//! Because one thread decides every revision, the revision check is an in-memory map lookup,
+//! and the unique `(stream, revision)` index stays as a second guard.
+//!
+//! Idempotent retries are recognised without a global index on event ids (a random-key index
+//! costs one scattered page write per event and halved throughput): a retry that expects an exact
+//! revision (or no stream) is checked against the events at that place in the stream, as
+//! KurrentDB does; any retry is also checked against the ids of the last
+//! [`RECENT_IDS`] events, kept in memory and reloaded on open.
+
+use super::schema::{self, INSERT};
+use crate::envelope::{NewEvent, RecordedEvent};
+use crate::store::{AppendResult, ExpectedRevision, Position, StoreError};
+use crate::telemetry::metrics::{self, Histogram, LATENCY_BUCKETS, SIZE_BUCKETS};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// A batch of committed events, as broadcast to live subscribers.
+pub(super) type CommittedBatch = Arc<Vec<RecordedEvent>>;
+
+pub(super) struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedRevision,
+    pub events: Vec<NewEvent>,
+    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    pub enqueued: Instant,
+}
+
+pub(super) enum Command {
+    Append(AppendRequest),
+    /// Finish what is queued, checkpoint the WAL and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Streams whose last revision the writer remembers. Bounded: past this many it forgets them
+/// all and reloads on demand (one indexed lookup per stream).
+const REVISION_CACHE_LIMIT: usize = 1_000_000;
+
+/// How many recent event ids the writer remembers for idempotency checks.
+pub(super) const RECENT_IDS: usize = 262_144;
+
+/// Ids of the most recent events and their positions, oldest evicted first.
+struct RecentIds {
+    positions: HashMap<uuid::Uuid, u64>,
+    order: std::collections::VecDeque<uuid::Uuid>,
+}
+
+impl RecentIds {
+    fn load(conn: &Connection, last: u64) -> rusqlite::Result<Self> {
+        let mut recent = RecentIds {
+            positions: HashMap::with_capacity(RECENT_IDS),
+            order: std::collections::VecDeque::with_capacity(RECENT_IDS),
+        };
+        let from = last.saturating_sub(RECENT_IDS as u64);
+        let mut stmt =
+            conn.prepare("SELECT id, position FROM events WHERE position > ?1 ORDER BY position")?;
+        let rows = stmt.query_map([from as i64], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (id, position) = row?;
+            if let Ok(id) = uuid::Uuid::from_slice(&id) {
+                recent.insert(id, position as u64);
+            }
+        }
+        Ok(recent)
+    }
+
+    fn insert(&mut self, id: uuid::Uuid, position: u64) {
+        if self.order.len() == RECENT_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.positions.remove(&old);
+            }
+        }
+        self.positions.insert(id, position);
+        self.order.push_back(id);
+    }
+
+    fn get(&self, id: &uuid::Uuid) -> Option<u64> {
+        self.positions.get(id).copied()
+    }
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    /// The exclusive lock on the data directory, released when the writer stops.
+    lock: std::fs::File,
+    /// Position the next event gets.
+    next_position: u64,
+    /// Last revision per stream (streams that exist).
+    revisions: HashMap<String, u64>,
+    recent: RecentIds,
+    /// Published after each commit: the last committed position.
+    head: Arc<AtomicU64>,
+    live: broadcast::Sender<CommittedBatch>,
+    max_batch_events: usize,
+    append_latency: Arc<Histogram>,
+    batch_size: Arc<Histogram>,
+    commit_latency: Arc<Histogram>,
+}
+
+/// The outcome of one append inside a batch: its own result, or an SQLite failure that dooms
+/// the whole transaction.
+type Outcome = Result<Result<AppendResult, StoreError>, rusqlite::Error>;
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        lock: std::fs::File,
+        head: Arc<AtomicU64>,
+        live: broadcast::Sender<CommittedBatch>,
+        max_batch_events: usize,
+    ) -> Result<Self, StoreError> {
+        let last: Option<i64> = conn
+            .query_row("SELECT max(position) FROM events", [], |r| r.get(0))
+            .map_err(schema::io_error)?;
+        let last = last.unwrap_or(0) as u64;
+        head.store(last, Ordering::Release);
+        let recent = RecentIds::load(&conn, last).map_err(schema::io_error)?;
+        let m = metrics::global();
+        let labels = [("backend", "embedded")];
+        Ok(Writer {
+            conn,
+            lock,
+            next_position: last + 1,
+            revisions: HashMap::new(),
+            recent,
+            head,
+            live,
+            max_batch_events,
+            append_latency: m.histogram(
+                "ichigen_store_append_seconds",
+                "Time from an append request to its durable acknowledgement.",
+                LATENCY_BUCKETS,
+                &labels,
+            ),
+            batch_size: m.histogram(
+                "ichigen_store_commit_batch_events",
+                "Events written per group commit.",
+                SIZE_BUCKETS,
+                &labels,
+            ),
+            commit_latency: m.histogram(
+                "ichigen_store_commit_seconds",
+                "Time to write and sync one group commit.",
+                LATENCY_BUCKETS,
+                &labels,
+            ),
+        })
+    }
+
+    /// The writer thread's loop: runs until shut down or every handle is dropped.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch: Vec<AppendRequest> = Vec::new();
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        while shutdown.is_none() {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut events = 0;
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Append(req) => {
+                        events += req.events.len();
+                        batch.push(req);
+                    }
+                    Command::Shutdown(done) => shutdown = Some(done),
+                }
+                if events < self.max_batch_events && shutdown.is_none() {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_batch(std::mem::take(&mut batch));
+            }
+        }
+        // Refuse what comes after the shutdown, then answer what was queued with Closed.
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            if let Command::Append(req) = cmd {
+                let _ = req.reply.send(Err(StoreError::Closed));
+            }
+        }
+        // Fold the WAL into the database so the next open starts clean; failure is harmless.
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        drop(self.conn);
+        drop(self.live);
+        drop(self.lock);
+        if let Some(done) = shutdown {
+            let _ = done.send(());
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
+        let started = Instant::now();
+        let first_position = self.next_position;
+        let mut committed: Vec<RecordedEvent> = Vec::new();
+        let result = (|| -> Result<Vec<Result<AppendResult, StoreError>>, rusqlite::Error> {
+            let tx = self.conn.unchecked_transaction()?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for req in &batch {
+                outcomes.push(Self::append_one(
+                    &tx,
+                    &mut self.revisions,
+                    &mut self.recent,
+                    &mut self.next_position,
+                    req,
+                    &mut committed,
+                )?);
+            }
+            tx.commit()?;
+            Ok(outcomes)
+        })();
+        match result {
+            Ok(outcomes) => {
+                self.commit_latency.observe_duration(started.elapsed());
+                self.batch_size.observe(committed.len() as f64);
+                if !committed.is_empty() {
+                    self.head.store(self.next_position - 1, Ordering::Release);
+                    // No receivers is fine: nobody subscribes live.
+                    let _ = self.live.send(Arc::new(committed));
+                }
+                for (req, outcome) in batch.into_iter().zip(outcomes) {
+                    self.append_latency.observe_duration(req.enqueued.elapsed());
+                    let _ = req.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; the batch is refused");
+                // Nothing of the batch is durable: forget what it assumed.
+                self.revisions.clear();
+                self.next_position = first_position;
+                match RecentIds::load(&self.conn, first_position - 1) {
+                    Ok(recent) => self.recent = recent,
+                    Err(e) => tracing::error!(error = %e, "cannot reload recent event ids"),
+                }
+                let message = e.to_string();
+                for req in batch {
+                    let _ = req.reply.send(Err(StoreError::Io(message.clone())));
+                }
+            }
+        }
+        if self.revisions.len() > REVISION_CACHE_LIMIT {
+            self.revisions.clear();
+        }
+    }
+
+    /// Checks and writes one append inside the batch transaction.
+    fn append_one(
+        tx: &Transaction<'_>,
+        revisions: &mut HashMap<String, u64>,
+        recent: &mut RecentIds,
+        next_position: &mut u64,
+        req: &AppendRequest,
+        committed: &mut Vec<RecordedEvent>,
+    ) -> Outcome {
+        let current = match revisions.get(&req.stream) {
+            Some(r) => Some(*r),
+            None => {
+                let found: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT revision FROM events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1",
+                    )?
+                    .query_row([&req.stream], |r| r.get(0))
+                    .optional()?;
+                found.map(|r| r as u64)
+            }
+        };
+
+        // A retry of an append already written succeeds without writing again.
+        if let Some(position) = recent.get(&req.events[0].id) {
+            return Self::replay_at_position(tx, req, current, position);
+        }
+        if !req.expected.is_met_by(current) {
+            let at_place = match req.expected {
+                ExpectedRevision::Exact(e) => Some(e + 1),
+                ExpectedRevision::NoStream => Some(0),
+                _ => None,
+            };
+            if let Some(first_revision) = at_place {
+                if let Some(outcome) = Self::replay_at_revision(tx, req, first_revision)? {
+                    return Ok(Ok(outcome));
+                }
+            }
+            return Ok(Err(StoreError::WrongExpectedVersion {
+                stream: req.stream.clone(),
+                expected: req.expected,
+                actual: current,
+            }));
+        }
+
+        let first_revision = current.map_or(0, |r| r + 1);
+        let stream: Arc<str> = Arc::from(req.stream.as_str());
+        let mut insert = tx.prepare_cached(INSERT)?;
+        for (i, event) in req.events.iter().enumerate() {
+            let position = *next_position + i as u64;
+            let revision = first_revision + i as u64;
+            let m = &event.metadata;
+            insert.execute(params![
+                position as i64,
+                req.stream,
+                revision as i64,
+                event.id.as_bytes().as_slice(),
+                event.event_type,
+                event.data,
+                m.correlation_id.as_bytes().as_slice(),
+                m.causation_id.as_ref().map(|c| c.as_bytes().to_vec()),
+                m.actor.to_compact(),
+                schema::micros(m.occurred_at),
+            ])?;
+            recent.insert(event.id, position);
+            committed.push(RecordedEvent {
+                id: event.id,
+                stream: stream.clone(),
+                revision,
+                position: Position::sequence(position),
+                event_type: Arc::from(event.event_type.as_str()),
+                data: Arc::from(event.data.as_slice()),
+                metadata: m.clone(),
+            });
+        }
+        let last_revision = first_revision + req.events.len() as u64 - 1;
+        *next_position += req.events.len() as u64;
+        revisions.insert(req.stream.clone(), last_revision);
+        let position = Position::sequence(*next_position - 1);
+        Ok(Ok(AppendResult {
+            next_expected: last_revision,
+            position,
+        }))
+    }
+
+    /// The stored events of `req.stream` from `first_revision` on, as (id, position).
+    fn stored_ids(
+        tx: &Transaction<'_>,
+        stream: &str,
+        first_revision: u64,
+        count: usize,
+    ) -> rusqlite::Result<Vec<(Vec<u8>, i64)>> {
+        tx.prepare_cached(
+            "SELECT id, position FROM events WHERE stream = ?1 AND revision >= ?2 \
+             ORDER BY revision LIMIT ?3",
+        )?
+        .query_map(params![stream, first_revision as i64, count as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect()
+    }
+
+    fn same_ids(stored: &[(Vec<u8>, i64)], events: &[NewEvent]) -> bool {
+        stored.len() == events.len()
+            && stored
+                .iter()
+                .zip(events)
+                .all(|((id, _), e)| id.as_slice() == e.id.as_bytes())
+    }
+
+    /// A retry whose expectation pointed at `first_revision`: succeeds if exactly these events
+    /// are stored there.
+    fn replay_at_revision(
+        tx: &Transaction<'_>,
+        req: &AppendRequest,
+        first_revision: u64,
+    ) -> rusqlite::Result<Option<AppendResult>> {
+        let stored = Self::stored_ids(tx, &req.stream, first_revision, req.events.len())?;
+        if !Self::same_ids(&stored, &req.events) {
+            return Ok(None);
+        }
+        Ok(Some(AppendResult {
+            next_expected: first_revision + req.events.len() as u64 - 1,
+            position: Position::sequence(stored.last().map_or(0, |(_, p)| *p as u64)),
+        }))
+    }
+
+    /// The append's first event id was recently stored at `position`: the same events at a
+    /// place the expectation allows succeed without writing; anything else is refused.
+    fn replay_at_position(
+        tx: &Transaction<'_>,
+        req: &AppendRequest,
+        current: Option<u64>,
+        position: u64,
+    ) -> rusqlite::Result<Result<AppendResult, StoreError>> {
+        let found: Option<(String, i64)> = tx
+            .prepare_cached("SELECT stream, revision FROM events WHERE position = ?1")?
+            .query_row([position as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let wrong_version = || StoreError::WrongExpectedVersion {
+            stream: req.stream.clone(),
+            expected: req.expected,
+            actual: current,
+        };
+        let Some((stream, first_revision)) = found else {
+            return Ok(Err(wrong_version()));
+        };
+        if stream != req.stream {
+            return Ok(Err(StoreError::EventIdInOtherStream {
+                id: req.events[0].id,
+                stream: req.stream.clone(),
+                existing_stream: stream,
+            }));
+        }
+        let first_revision = first_revision as u64;
+        let place_allowed = match req.expected {
+            ExpectedRevision::Any | ExpectedRevision::StreamExists => true,
+            ExpectedRevision::NoStream => first_revision == 0,
+            ExpectedRevision::Exact(e) => first_revision == e + 1,
+        };
+        if place_allowed {
+            if let Some(result) = Self::replay_at_revision(tx, req, first_revision)? {
+                return Ok(Ok(result));
+            }
+        }
+        Ok(Err(wrong_version()))
+    }
+}
