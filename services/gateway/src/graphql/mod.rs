@@ -1,0 +1,133 @@
+//! The GraphQL API: storefronts, store staff tablets, customer-service agents and integrators
+//! all use this one schema (design.md, "Who uses it").
+//!
+//! * [`conventions`]: errors, money, ids, connections and role checks every feature follows.
+//! * [`viewer`], [`events`]: the first fields; each service adds its own query, mutation and
+//!   subscription objects to the merged roots below.
+//! * [`configure`]: mounts `/graphql` (POST queries and mutations, WebSocket subscriptions,
+//!   GraphiQL) on actix-web.
+//!
+//! The committed `schema.graphql` at the workspace root is [`sdl`]'s output; a test fails when
+//! they differ, so every schema change shows up in review (`make schema` regenerates it).
+
+pub mod conventions;
+mod endpoint;
+pub mod events;
+pub mod viewer;
+
+#[cfg(test)]
+mod tests;
+
+pub use endpoint::{configure, GRAPHQL_PATH};
+
+use async_graphql::{
+    Context, EmptyMutation, MergedObject, MergedSubscription, Schema, SchemaBuilder,
+};
+use conventions::{gql_error, ErrorCode, ErrorCodeDefaults, MoneyInput, MoneyObject, UserError};
+use ichigen_shared::auth::Actor;
+use ichigen_shared::store::DynEventStore;
+use uuid::Uuid;
+
+/// Who is asking and on behalf of which outside request. The HTTP and WebSocket layers insert
+/// it into every operation; resolvers read it through [`conventions::require_role`] /
+/// [`conventions::request_context`], and command handlers copy it into event metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestContext {
+    pub actor: Actor,
+    /// Shared by every event the request leads to (design.md, envelope metadata).
+    pub correlation_id: Uuid,
+}
+
+/// Everything Ichigen lets a caller read.
+// Each feature adds its query object to this tuple; `MergedObject` flattens them into one
+// `Query` type (field names must not collide).
+#[derive(MergedObject, Default)]
+pub struct Query(viewer::ViewerQuery, events::EventStoreQuery);
+
+/// The mutation root. There are no mutations yet, and GraphQL forbids an empty object type,
+/// so this is `EmptyMutation` (which leaves `Mutation` out of the schema). The first feature
+/// with a mutation replaces it with
+/// `#[derive(MergedObject, Default)] pub struct Mutation(OrderMutation, …);` — the schema
+/// type, [`build_schema`] and [`sdl`] need no other change.
+pub type Mutation = EmptyMutation;
+
+/// Live feeds.
+// Features add their subscription objects to the tuple.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(events::EventFeedSubscription);
+
+pub type IchigenSchema = Schema<Query, Mutation, Subscription>;
+
+/// Limits and switches of the GraphQL endpoint (from configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphqlSettings {
+    /// Deepest field nesting a query may have. GraphiQL's introspection query needs 15.
+    pub depth_limit: usize,
+    /// Largest query complexity (one per field, connections multiplied by their page size).
+    pub complexity_limit: usize,
+    /// Serve the GraphiQL IDE on `GET /graphql`.
+    pub graphiql: bool,
+}
+
+/// Limits that admit GraphiQL's introspection and a full 500-item page of events; GraphiQL is
+/// off, as befits production.
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        GraphqlSettings {
+            depth_limit: 16,
+            complexity_limit: 10_000,
+            graphiql: false,
+        }
+    }
+}
+
+/// What resolvers use to do their work, put into the schema as data. Services add their
+/// handles (command and query traits) here as they join the API.
+#[derive(Clone)]
+pub struct SchemaDeps {
+    pub store: DynEventStore,
+}
+
+/// The schema with its dependencies and limits, ready to serve.
+pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSchema {
+    builder()
+        .limit_depth(settings.depth_limit)
+        .limit_complexity(settings.complexity_limit)
+        .data(deps)
+        .finish()
+}
+
+/// The schema in SDL: what `schema.graphql` holds. Needs no store (resolvers never run), and
+/// is deterministic because the registry is.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// What the served schema and the SDL share, so that the two cannot drift apart.
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    // The conventions are part of the contract before any mutation uses them.
+    .register_output_type::<UserError>()
+    .register_output_type::<MoneyObject>()
+    .register_input_type::<MoneyInput>()
+    .extension(ErrorCodeDefaults)
+}
+
+/// The schema's dependencies; missing ones are a wiring bug reported as `INTERNAL`.
+pub(crate) fn deps<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a SchemaDeps> {
+    ctx.data_opt::<SchemaDeps>().ok_or_else(|| {
+        gql_error(
+            ErrorCode::Internal,
+            "the schema was built without its dependencies (gateway wiring bug)",
+        )
+    })
+}
+
+/// The event store, for resolvers.
+pub(crate) fn store<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a DynEventStore> {
+    Ok(&deps(ctx)?.store)
+}

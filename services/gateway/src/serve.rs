@@ -1,0 +1,200 @@
+//! `ichigen serve`: one binary, two modes.
+//!
+//! [`Target::All`] runs the gateway and every service in one process (on the embedded store by
+//! default; what `make run` starts). Any other target runs one part, against the store named in
+//! the configuration (KurrentDB when several processes share it). The code does not fork on the
+//! mode: a target only decides which routes and projections this process mounts.
+
+use crate::auth::JwtAuth;
+use crate::graphql::{self, GraphqlSettings, SchemaDeps};
+use crate::http::{self, Readiness};
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use ichigen_shared::config::{Backend, Settings, DEV_SECRET};
+use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use ichigen_shared::store::kurrent::KurrentStore;
+use ichigen_shared::store::{DynEventStore, StoreError};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// The gateway and every service.
+    All,
+    /// The GraphQL gateway.
+    Gateway,
+    Order,
+    Inventory,
+    Fulfillment,
+    Rma,
+}
+
+impl Target {
+    fn runs(self, part: Target) -> bool {
+        self == Target::All || self == part
+    }
+}
+
+/// Opens the configured event store, with one clear error when it cannot.
+pub async fn open_store(settings: &Settings) -> Result<DynEventStore, StoreError> {
+    match settings.store.backend {
+        Backend::Embedded => {
+            let options = EmbeddedOptions {
+                max_batch_events: settings.store.max_batch_events,
+                ..EmbeddedOptions::default()
+            };
+            Ok(Arc::new(
+                EmbeddedStore::open(&settings.store.path, options).await?,
+            ))
+        }
+        Backend::Kurrentdb => Ok(Arc::new(
+            KurrentStore::connect(
+                &settings.store.url,
+                Duration::from_millis(settings.store.connect_timeout_ms),
+            )
+            .await?,
+        )),
+    }
+}
+
+/// A started server: its address, and the means to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub store: DynEventStore,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes requests in flight, then closes the store.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+        self.store.shutdown().await;
+    }
+
+    /// Waits for the server to end (SIGTERM/SIGINT: graceful), then closes the store.
+    pub async fn wait(self) -> Result<(), String> {
+        let served = self.task.await;
+        self.store.shutdown().await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("HTTP server failed: {e}")),
+            Err(e) => Err(format!("HTTP server task failed: {e}")),
+        }
+    }
+}
+
+/// Opens the store, starts projections and binds the HTTP server (`http.bind`; port 0 picks a
+/// free port, reported in [`RunningServer::addr`]).
+pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, String> {
+    if settings.auth.secret == DEV_SECRET {
+        tracing::warn!("auth.secret is the built-in development secret: set ICHIGEN__AUTH__SECRET");
+    }
+    let store = open_store(&settings).await.map_err(|e| match e {
+        StoreError::Locked { path } => format!(
+            "data directory {path} is in use by another ichigen process (or set store.path)"
+        ),
+        other => other.to_string(),
+    })?;
+    if settings.demo.seed {
+        tracing::info!("demo data set: nothing to seed until the inventory service lands");
+    }
+    let readiness = Readiness::default();
+    let graphql_settings = GraphqlSettings {
+        depth_limit: settings.graphql.depth_limit,
+        complexity_limit: settings.graphql.complexity_limit,
+        graphiql: settings.graphql.graphiql,
+    };
+    let schema = graphql::build_schema(
+        SchemaDeps {
+            store: store.clone(),
+        },
+        &graphql_settings,
+    );
+    let auth = Arc::new(JwtAuth::new(&settings.auth.secret));
+    let max_body = settings.http.max_body_bytes;
+    let app_store = store.clone();
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .wrap(from_fn(http::observe))
+            .app_data(web::JsonConfig::default().limit(max_body))
+            .app_data(web::PayloadConfig::default().limit(max_body))
+            .app_data(web::Data::new(app_store.clone()))
+            .app_data(web::Data::new(readiness.clone()))
+            .configure(http::configure);
+        if target.runs(Target::Gateway) {
+            app = app
+                .app_data(web::Data::new(schema.clone()))
+                .app_data(web::Data::new(auth.clone()))
+                .app_data(web::Data::new(graphql_settings.clone()))
+                .configure(graphql::configure);
+        }
+        if target.runs(Target::Order) {
+            app = app.configure(ichigen_order::api::configure);
+        }
+        if target.runs(Target::Inventory) {
+            app = app.configure(ichigen_inventory::api::configure);
+        }
+        if target.runs(Target::Fulfillment) {
+            app = app.configure(ichigen_fulfillment::api::configure);
+        }
+        if target.runs(Target::Rma) {
+            app = app.configure(ichigen_rma::api::configure);
+        }
+        app
+    })
+    .shutdown_timeout(settings.http.shutdown_timeout_secs);
+    let server = if settings.http.workers > 0 {
+        server.workers(settings.http.workers)
+    } else {
+        server
+    };
+    let bind = settings.bind_addr();
+    let server = match server.bind(bind) {
+        Ok(s) => s,
+        Err(e) => {
+            store.shutdown().await;
+            return Err(format!("cannot listen on {bind}: {e}"));
+        }
+    };
+    let addr = server.addrs().first().copied().unwrap_or(bind);
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(RunningServer {
+        addr,
+        store,
+        handle,
+        task,
+    })
+}
+
+/// `ichigen serve`: runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub fn run(settings: Settings, target: Target) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ichigen")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let graphiql = settings.graphql.graphiql && target.runs(Target::Gateway);
+    actix_web::rt::System::with_tokio_rt(|| runtime).block_on(async move {
+        let server = start(settings, target).await?;
+        let addr = server.addr;
+        tracing::info!(%addr, ?target, backend = server.store.backend_name(), "ichigen listening");
+        // Not println!: a closed stdout (a supervisor that stopped reading) must not panic us.
+        let mut banner = format!("Ichigen ({target:?}) listening on http://{addr}\n");
+        if graphiql {
+            banner.push_str(&format!("GraphiQL: http://{addr}/graphql\n"));
+        }
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(banner.as_bytes()).and_then(|_| stdout.flush());
+        server.wait().await?;
+        tracing::info!("ichigen stopped");
+        Ok(())
+    })
+}

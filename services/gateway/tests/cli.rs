@@ -1,0 +1,168 @@
+//! The `ichigen` binary as an operator meets it: one clear error line and a non-zero exit for
+//! bad configuration, a locked or corrupt data directory and an unreachable KurrentDB; graceful
+//! shutdown on SIGTERM; `token` and `schema`.
+
+#![allow(clippy::unwrap_used)] // helpers of an integration test: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ichigen(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ichigen"));
+    cmd.args(args).current_dir(dir).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn one_error_line(out: &Output) -> String {
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ichigen: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    errors[0].to_string()
+}
+
+#[test]
+fn bad_configuration_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ichigen(
+        &["serve"],
+        &[("ICHIGEN__HTTP__BIND", "not-an-address")],
+        dir.path(),
+    );
+    assert!(one_error_line(&out).contains("http.bind"));
+    let out = ichigen(
+        &["serve"],
+        &[("ICHIGEN__STORE__BACKEND", "mysql")],
+        dir.path(),
+    );
+    assert!(one_error_line(&out).contains("mysql"));
+    let out = ichigen(&["serve", "--config", "missing.toml"], &[], dir.path());
+    assert!(one_error_line(&out).contains("missing.toml"));
+}
+
+#[test]
+fn unreachable_kurrentdb_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ichigen(
+        &["serve"],
+        &[
+            ("ICHIGEN__STORE__BACKEND", "kurrentdb"),
+            ("ICHIGEN__STORE__URL", "esdb://127.0.0.1:1?tls=false"),
+            ("ICHIGEN__STORE__CONNECT_TIMEOUT_MS", "1500"),
+        ],
+        dir.path(),
+    );
+    assert!(one_error_line(&out).contains("KurrentDB"));
+}
+
+#[test]
+fn corrupt_data_file_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("events.sqlite"), vec![7u8; 8192]).unwrap();
+    let out = ichigen(&["serve", "--bind", "127.0.0.1:0"], &[], dir.path());
+    assert!(one_error_line(&out).contains("corrupt"));
+}
+
+/// Starts `ichigen serve` on a free port; returns the child and the address it printed.
+fn spawn_server(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ichigen"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("ICHIGEN__LOG__FILTER", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "printed {line:?}");
+    (child, addr)
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn second_server_on_same_data_is_refused_and_sigterm_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_server(dir.path());
+    assert!(get(&addr, "/health/ready").starts_with("HTTP/1.1 200"));
+
+    let out = ichigen(&["serve", "--bind", "127.0.0.1:0"], &[], dir.path());
+    assert!(one_error_line(&out).contains("in use"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+    // The lock is released: the data directory opens again.
+    let (mut again, addr) = spawn_server(dir.path());
+    assert!(get(&addr, "/health/live").starts_with("HTTP/1.1 200"));
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+#[test]
+fn token_and_schema_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ichigen(
+        &["token", "--role", "store-staff", "--store", "S1"],
+        &[],
+        dir.path(),
+    );
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap();
+    let actor = ichigen_gateway::auth::JwtAuth::new(ichigen_shared::config::DEV_SECRET)
+        .verify(token.trim())
+        .unwrap();
+    assert_eq!(actor.store_id.as_deref(), Some("S1"));
+
+    let out = ichigen(&["token", "--role", "store-staff"], &[], dir.path());
+    assert!(!one_error_line(&out).is_empty());
+    let out = ichigen(&["token", "--role", "root"], &[], dir.path());
+    assert!(one_error_line(&out).contains("root"));
+
+    let out = ichigen(&["schema"], &[], dir.path());
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        ichigen_gateway::graphql::sdl()
+    );
+}

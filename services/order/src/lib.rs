@@ -1,0 +1,12 @@
+//! Order management: placing, sourcing, payment and cancellation of orders (streams `order-…`).
+//!
+//! Every service crate reads the same way (see ARCHITECTURE.md): `domain` (pure decide/evolve),
+//! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
+//! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
+//! The modules arrive with the issue that gives the service its behaviour; until then the crate
+//! is wired into the binary with its stream category and its status route.
+
+pub mod api;
+
+/// The stream category this service owns: only this service appends to `order-…` streams.
+pub const CATEGORY: &str = "order";
