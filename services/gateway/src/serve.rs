@@ -192,7 +192,9 @@ pub fn run(settings: Settings, target: Target) -> Result<(), String> {
             banner.push_str(&format!("GraphiQL: http://{addr}/graphql\n"));
         }
         let mut stdout = std::io::stdout();
-        let _ = stdout.write_all(banner.as_bytes()).and_then(|_| stdout.flush());
+        let _ = stdout
+            .write_all(banner.as_bytes())
+            .and_then(|_| stdout.flush());
         server.wait().await?;
         tracing::info!("ichigen stopped");
         Ok(())
