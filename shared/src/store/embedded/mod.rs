@@ -250,11 +250,7 @@ impl EventStore for EmbeddedStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = stream.to_string();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {} FROM events WHERE stream = ?1 AND revision >= ?2 \
-                 ORDER BY revision LIMIT ?3",
-                schema::COLUMNS
-            ))?;
+            let mut stmt = conn.prepare_cached(schema::READ_STREAM)?;
             let mut decoder = schema::RowDecoder::default();
             let rows = stmt.query_map(
                 params![stream, from.min(i64::MAX as u64) as i64, max_count as i64],

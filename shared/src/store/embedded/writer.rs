@@ -105,6 +105,9 @@ pub(super) struct Writer {
     head: Arc<AtomicU64>,
     live: broadcast::Sender<CommittedBatch>,
     max_batch_events: usize,
+    /// False after a failed stream-index update: the index lags the log, so the writer must not
+    /// trust it for revisions until a catch-up succeeds.
+    index_current: bool,
     append_latency: Arc<Histogram>,
     batch_size: Arc<Histogram>,
     commit_latency: Arc<Histogram>,
@@ -139,6 +142,7 @@ impl Writer {
             head,
             live,
             max_batch_events,
+            index_current: true,
             append_latency: m.histogram(
                 "ichigen_store_append_seconds",
                 "Time from an append request to its durable acknowledgement.",
@@ -203,8 +207,31 @@ impl Writer {
         }
     }
 
+    /// Brings the stream index up to the log.
+    fn catch_up_index(&mut self) -> bool {
+        let done = self
+            .conn
+            .execute_batch(&format!("BEGIN; {} COMMIT;", schema::CATCH_UP_INDEX));
+        if let Err(e) = &done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "stream index update failed");
+        }
+        self.index_current = done.is_ok();
+        self.index_current
+    }
+
     fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
         let started = Instant::now();
+        if !self.index_current && !self.catch_up_index() {
+            // Revisions cannot be trusted without the index: refuse rather than risk a
+            // duplicate revision.
+            for req in batch {
+                let _ = req.reply.send(Err(StoreError::Io(
+                    "stream index cannot be updated; appends are refused".into(),
+                )));
+            }
+            return;
+        }
         let first_position = self.next_position;
         let mut committed: Vec<RecordedEvent> = Vec::new();
         let result = (|| -> Result<Vec<Result<AppendResult, StoreError>>, rusqlite::Error> {
@@ -226,6 +253,11 @@ impl Writer {
         match result {
             Ok(outcomes) => {
                 self.commit_latency.observe_duration(started.elapsed());
+                // Index before acknowledging, so a caller that reads its stream after the ack
+                // finds its events. Not synced: the log is the truth and repairs it on open.
+                if !committed.is_empty() {
+                    self.catch_up_index();
+                }
                 self.batch_size.observe(committed.len() as f64);
                 if !committed.is_empty() {
                     self.head.store(self.next_position - 1, Ordering::Release);
@@ -271,7 +303,8 @@ impl Writer {
             None => {
                 let found: Option<i64> = tx
                     .prepare_cached(
-                        "SELECT revision FROM events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1",
+                        "SELECT revision FROM idx.streams WHERE stream = ?1 \
+                         ORDER BY revision DESC LIMIT 1",
                     )?
                     .query_row([&req.stream], |r| r.get(0))
                     .optional()?;
@@ -349,8 +382,8 @@ impl Writer {
         count: usize,
     ) -> rusqlite::Result<Vec<(Vec<u8>, i64)>> {
         tx.prepare_cached(
-            "SELECT id, position FROM events WHERE stream = ?1 AND revision >= ?2 \
-             ORDER BY revision LIMIT ?3",
+            "SELECT e.id, e.position FROM idx.streams i JOIN events e ON e.position = i.position \
+             WHERE i.stream = ?1 AND i.revision >= ?2 ORDER BY i.revision LIMIT ?3",
         )?
         .query_map(params![stream, first_revision as i64, count as i64], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -391,35 +424,53 @@ impl Writer {
         current: Option<u64>,
         position: u64,
     ) -> rusqlite::Result<Result<AppendResult, StoreError>> {
-        let found: Option<(String, i64)> = tx
-            .prepare_cached("SELECT stream, revision FROM events WHERE position = ?1")?
-            .query_row([position as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        // An append's events have consecutive positions: read them straight from the log (they
+        // may be in this very batch, not yet in the stream index).
+        let stored: Vec<(String, i64, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT stream, revision, id FROM events WHERE position >= ?1 \
+                 ORDER BY position LIMIT ?2",
+            )?
+            .query_map(params![position as i64, req.events.len() as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
         let wrong_version = || StoreError::WrongExpectedVersion {
             stream: req.stream.clone(),
             expected: req.expected,
             actual: current,
         };
-        let Some((stream, first_revision)) = found else {
+        let Some((stream, first_revision, _)) = stored.first() else {
             return Ok(Err(wrong_version()));
         };
-        if stream != req.stream {
+        if *stream != req.stream {
             return Ok(Err(StoreError::EventIdInOtherStream {
                 id: req.events[0].id,
                 stream: req.stream.clone(),
-                existing_stream: stream,
+                existing_stream: stream.clone(),
             }));
         }
-        let first_revision = first_revision as u64;
+        let first_revision = *first_revision as u64;
+        let same_events = stored.len() == req.events.len()
+            && stored
+                .iter()
+                .zip(&req.events)
+                .enumerate()
+                .all(|(i, ((s, r, id), e))| {
+                    *s == req.stream
+                        && *r as u64 == first_revision + i as u64
+                        && id.as_slice() == e.id.as_bytes()
+                });
         let place_allowed = match req.expected {
             ExpectedRevision::Any | ExpectedRevision::StreamExists => true,
             ExpectedRevision::NoStream => first_revision == 0,
             ExpectedRevision::Exact(e) => first_revision == e + 1,
         };
-        if place_allowed {
-            if let Some(result) = Self::replay_at_revision(tx, req, first_revision)? {
-                return Ok(Ok(result));
-            }
+        if same_events && place_allowed {
+            return Ok(Ok(AppendResult {
+                next_expected: first_revision + req.events.len() as u64 - 1,
+                position: Position::sequence(position + req.events.len() as u64 - 1),
+            }));
         }
         Ok(Err(wrong_version()))
     }
