@@ -10,6 +10,7 @@
 //!   committed batches, with no gap and no duplicate at the handover.
 //! * **One process per data directory**, enforced with an exclusive lock on `LOCK`.
 
+mod indexer;
 mod live;
 pub mod schema;
 mod writer;
@@ -119,6 +120,7 @@ impl EmbeddedStore {
         // The writer owns the lock from here: it is released when the writer stops.
         let writer = Writer::new(
             conn,
+            &file,
             lock,
             head.clone(),
             live_sender,

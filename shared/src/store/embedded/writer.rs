@@ -15,6 +15,7 @@
 //! KurrentDB does; any retry is also checked against the ids of the last
 //! [`RECENT_IDS`] events, kept in memory and reloaded on open.
 
+use super::indexer::{Ack, Acks, Indexer};
 use super::schema::{self, INSERT};
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::store::{AppendResult, ExpectedRevision, Position, StoreError};
@@ -105,10 +106,8 @@ pub(super) struct Writer {
     head: Arc<AtomicU64>,
     live: broadcast::Sender<CommittedBatch>,
     max_batch_events: usize,
-    /// False after a failed stream-index update: the index lags the log, so the writer must not
-    /// trust it for revisions until a catch-up succeeds.
-    index_current: bool,
-    append_latency: Arc<Histogram>,
+    /// Indexes each committed batch and then answers its appends.
+    indexer: Indexer,
     batch_size: Arc<Histogram>,
     commit_latency: Arc<Histogram>,
 }
@@ -120,6 +119,7 @@ type Outcome = Result<Result<AppendResult, StoreError>, rusqlite::Error>;
 impl Writer {
     pub(super) fn new(
         conn: Connection,
+        file: &std::path::Path,
         lock: std::fs::File,
         head: Arc<AtomicU64>,
         live: broadcast::Sender<CommittedBatch>,
@@ -133,6 +133,14 @@ impl Writer {
         let recent = RecentIds::load(&conn, last).map_err(schema::io_error)?;
         let m = metrics::global();
         let labels = [("backend", "embedded")];
+        let append_latency = m.histogram(
+            "ichigen_store_append_seconds",
+            "Time from an append request to its durable acknowledgement.",
+            LATENCY_BUCKETS,
+            &labels,
+        );
+        // The index was brought up to the log when the store opened.
+        let indexer = Indexer::start(file, last, append_latency)?;
         Ok(Writer {
             conn,
             lock,
@@ -142,13 +150,7 @@ impl Writer {
             head,
             live,
             max_batch_events,
-            index_current: true,
-            append_latency: m.histogram(
-                "ichigen_store_append_seconds",
-                "Time from an append request to its durable acknowledgement.",
-                LATENCY_BUCKETS,
-                &labels,
-            ),
+            indexer,
             batch_size: m.histogram(
                 "ichigen_store_commit_batch_events",
                 "Events written per group commit.",
@@ -197,6 +199,8 @@ impl Writer {
                 let _ = req.reply.send(Err(StoreError::Closed));
             }
         }
+        // Answer everything committed before closing.
+        self.indexer.finish();
         // Fold the WAL into the database so the next open starts clean; failure is harmless.
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         drop(self.conn);
@@ -207,31 +211,8 @@ impl Writer {
         }
     }
 
-    /// Brings the stream index up to the log.
-    fn catch_up_index(&mut self) -> bool {
-        let done = self
-            .conn
-            .execute_batch(&format!("BEGIN; {} COMMIT;", schema::CATCH_UP_INDEX));
-        if let Err(e) = &done {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, "stream index update failed");
-        }
-        self.index_current = done.is_ok();
-        self.index_current
-    }
-
     fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
         let started = Instant::now();
-        if !self.index_current && !self.catch_up_index() {
-            // Revisions cannot be trusted without the index: refuse rather than risk a
-            // duplicate revision.
-            for req in batch {
-                let _ = req.reply.send(Err(StoreError::Io(
-                    "stream index cannot be updated; appends are refused".into(),
-                )));
-            }
-            return;
-        }
         let first_position = self.next_position;
         let mut committed: Vec<RecordedEvent> = Vec::new();
         let result = (|| -> Result<Vec<Result<AppendResult, StoreError>>, rusqlite::Error> {
@@ -253,27 +234,35 @@ impl Writer {
         match result {
             Ok(outcomes) => {
                 self.commit_latency.observe_duration(started.elapsed());
-                // Index before acknowledging, so a caller that reads its stream after the ack
-                // finds its events. Not synced: the log is the truth and repairs it on open.
-                if !committed.is_empty() {
-                    self.catch_up_index();
-                }
                 self.batch_size.observe(committed.len() as f64);
                 if !committed.is_empty() {
                     self.head.store(self.next_position - 1, Ordering::Release);
                     // No receivers is fine: nobody subscribes live.
                     let _ = self.live.send(Arc::new(committed));
                 }
-                for (req, outcome) in batch.into_iter().zip(outcomes) {
-                    self.append_latency.observe_duration(req.enqueued.elapsed());
-                    let _ = req.reply.send(outcome);
-                }
+                // Answered by the indexer once the stream index covers the batch (ordered
+                // behind earlier batches, so even a refusal never overtakes an earlier ack).
+                let acks = batch
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|(req, outcome)| Ack {
+                        reply: req.reply,
+                        outcome,
+                        enqueued: req.enqueued,
+                    })
+                    .collect();
+                self.indexer.submit(Acks {
+                    upto: self.next_position - 1,
+                    acks,
+                });
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; the batch is refused");
                 // Nothing of the batch is durable: forget what it assumed.
                 self.revisions.clear();
                 self.next_position = first_position;
+                // Revisions now come from the index: it must cover every committed batch.
+                self.indexer.wait_until(first_position - 1);
                 match RecentIds::load(&self.conn, first_position - 1) {
                     Ok(recent) => self.recent = recent,
                     Err(e) => tracing::error!(error = %e, "cannot reload recent event ids"),
@@ -285,6 +274,7 @@ impl Writer {
             }
         }
         if self.revisions.len() > REVISION_CACHE_LIMIT {
+            self.indexer.wait_until(self.next_position - 1);
             self.revisions.clear();
         }
     }
