@@ -29,6 +29,8 @@ impl TestServer {
         settings.store.path = dir.path().to_path_buf();
         settings.http.bind = "127.0.0.1:0".into();
         settings.http.workers = 2;
+        // Open subscriptions would hold a graceful stop for the whole timeout.
+        settings.http.shutdown_timeout_secs = 1;
         settings.auth.secret = TEST_SECRET.into();
         let running = serve::start(settings.clone(), target).await.unwrap();
         TestServer {
@@ -160,5 +162,95 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         }
         out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
         data = &data[eol + 2 + size + 2..];
+    }
+}
+
+/// A minimal WebSocket client (RFC 6455, text frames only) speaking `graphql-transport-ws`, so
+/// subscriptions are tested over a real socket without another dependency.
+pub struct GraphqlWs {
+    stream: TcpStream,
+}
+
+impl GraphqlWs {
+    /// Upgrades `GET /graphql` and sends `connection_init` with `payload`; returns the client
+    /// and the server's first message (`connection_ack`, or an error/close).
+    pub async fn connect(
+        addr: SocketAddr,
+        payload: serde_json::Value,
+    ) -> (GraphqlWs, Option<serde_json::Value>) {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "GET /graphql HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\
+             sec-websocket-protocol: graphql-transport-ws\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        while !response.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            response.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 101"), "upgrade refused: {text}");
+        let mut ws = GraphqlWs { stream };
+        ws.send(serde_json::json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let first = ws.next().await;
+        (ws, first)
+    }
+
+    pub async fn send(&mut self, message: serde_json::Value) {
+        let payload = message.to_string().into_bytes();
+        let mut frame = vec![0x81u8];
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65536 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    /// The next text message as JSON; `None` when the server closed the connection (the close
+    /// reason, if any, is returned as `{"close": code, "reason": text}`).
+    pub async fn next(&mut self) -> Option<serde_json::Value> {
+        loop {
+            let mut head = [0u8; 2];
+            self.stream.read_exact(&mut head).await.ok()?;
+            let opcode = head[0] & 0x0f;
+            let mut len = (head[1] & 0x7f) as u64;
+            if len == 126 {
+                let mut ext = [0u8; 2];
+                self.stream.read_exact(&mut ext).await.ok()?;
+                len = u16::from_be_bytes(ext) as u64;
+            } else if len == 127 {
+                let mut ext = [0u8; 8];
+                self.stream.read_exact(&mut ext).await.ok()?;
+                len = u64::from_be_bytes(ext);
+            }
+            let mut body = vec![0u8; len as usize];
+            self.stream.read_exact(&mut body).await.ok()?;
+            match opcode {
+                0x1 => return serde_json::from_slice(&body).ok(),
+                0x8 => {
+                    let code = body
+                        .get(..2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .unwrap_or(0);
+                    let reason = String::from_utf8_lossy(body.get(2..).unwrap_or_default());
+                    return Some(serde_json::json!({ "close": code, "reason": reason }));
+                }
+                _ => continue, // ping/pong/binary: not part of graphql-transport-ws here
+            }
+        }
     }
 }

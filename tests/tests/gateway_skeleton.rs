@@ -110,3 +110,60 @@ async fn a_single_service_target_mounts_only_its_routes() {
     assert_eq!(gql.status, 404);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_feed_subscription_over_graphql_ws() {
+    use ichigen_shared::store::ExpectedRevision;
+    use ichigen_tests::conformance::event;
+    use ichigen_tests::server::GraphqlWs;
+
+    let server = TestServer::start().await;
+    let admin = server.token("admin", None, "ops");
+    let (mut ws, ack) = GraphqlWs::connect(
+        server.addr(),
+        serde_json::json!({ "Authorization": format!("Bearer {admin}") }),
+    )
+    .await;
+    assert_eq!(ack.unwrap()["type"], "connection_ack");
+    ws.send(serde_json::json!({
+        "id": "1",
+        "type": "subscribe",
+        "payload": { "query": "subscription { events(after: \"0\", categories: [\"wstest\"]) { stream type position } }" }
+    }))
+    .await;
+    // A write after subscribing arrives over the socket.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server
+        .running
+        .store
+        .append(
+            "wstest-1",
+            ExpectedRevision::NoStream,
+            vec![event("WsTested.v1", serde_json::json!({}))],
+        )
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(next["payload"]["data"]["events"]["stream"], "wstest-1");
+    assert_eq!(next["payload"]["data"]["events"]["type"], "WsTested.v1");
+
+    // A bad token in connection_init is refused with the code in the close reason.
+    let (_, refused) = GraphqlWs::connect(
+        server.addr(),
+        serde_json::json!({ "Authorization": "Bearer nope" }),
+    )
+    .await;
+    let refused = refused.unwrap();
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("UNAUTHENTICATED"),
+        "{refused}"
+    );
+    server.stop().await;
+}
