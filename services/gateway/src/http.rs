@@ -56,6 +56,33 @@ async fn ready(readiness: web::Data<Readiness>, store: web::Data<DynEventStore>)
     }
 }
 
+/// Mounts `GET /api/<service>`: which service answers in this process, the stream category it
+/// owns and the store it writes to. One handler for every service, parameterised by category.
+pub fn service_status(cfg: &mut web::ServiceConfig, category: &'static str) {
+    cfg.route(
+        &format!("/api/{category}"),
+        web::get().to(move |store: web::Data<DynEventStore>| status(category, store)),
+    );
+}
+
+async fn status(category: &'static str, store: web::Data<DynEventStore>) -> HttpResponse {
+    match store.head().await {
+        Ok(head) => HttpResponse::Ok().json(serde_json::json!({
+            "service": category,
+            "category": category,
+            "backend": store.backend_name(),
+            "head": head.map(|p| p.to_string()),
+        })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "type": "about:blank",
+            "title": "event store unavailable",
+            "status": 503,
+            "code": "STORE_UNAVAILABLE",
+            "detail": e.to_string(),
+        })),
+    }
+}
+
 async fn prometheus() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

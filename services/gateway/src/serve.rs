@@ -135,16 +135,16 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
                 .configure(graphql::configure);
         }
         if target.runs(Target::Order) {
-            app = app.configure(ichigen_order::api::configure);
+            app = app.configure(|cfg| http::service_status(cfg, ichigen_order::CATEGORY));
         }
         if target.runs(Target::Inventory) {
-            app = app.configure(ichigen_inventory::api::configure);
+            app = app.configure(|cfg| http::service_status(cfg, ichigen_inventory::CATEGORY));
         }
         if target.runs(Target::Fulfillment) {
-            app = app.configure(ichigen_fulfillment::api::configure);
+            app = app.configure(|cfg| http::service_status(cfg, ichigen_fulfillment::CATEGORY));
         }
         if target.runs(Target::Rma) {
-            app = app.configure(ichigen_rma::api::configure);
+            app = app.configure(|cfg| http::service_status(cfg, ichigen_rma::CATEGORY));
         }
         app
     })

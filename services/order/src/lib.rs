@@ -4,9 +4,7 @@
 //! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
 //! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
 //! The modules arrive with the issue that gives the service its behaviour; until then the crate
-//! is wired into the binary with its stream category and its status route.
-
-pub mod api;
+//! is wired into the binary with its stream category (the gateway serves its status route).
 
 /// The stream category this service owns: only this service appends to `order-…` streams.
 pub const CATEGORY: &str = "order";
