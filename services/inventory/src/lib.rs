@@ -3,8 +3,14 @@
 //! Every service crate reads the same way (see ARCHITECTURE.md): `domain` (pure decide/evolve),
 //! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
 //! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
-//! The modules arrive with the issue that gives the service its behaviour; until then the crate
-//! is wired into the binary with its stream category (the gateway serves its status route).
+//! So far: the pure [`domain`] (stock ledger, reservations, locations). Handlers, the inventory
+//! view, the WMS API and GraphQL follow (issue "Real-time inventory").
 
-/// The stream category this service owns: only this service appends to `inventory-…` streams.
+pub mod domain;
+
+/// The stream category of stock (SKU × location): only this service appends to `inventory-…`.
 pub const CATEGORY: &str = "inventory";
+
+/// The inventory service also owns the locations (`location-<CODE>`): stock and sourcing are
+/// decided against them, so they live with the service that decides.
+pub const LOCATION_CATEGORY: &str = "location";

@@ -1,0 +1,443 @@
+//! Commands of a stock item and the pure decision that turns them into events.
+
+use chrono::{DateTime, Utc};
+
+use super::events::*;
+use super::{ReservationStatus, StockItem};
+use crate::domain::error::{add, non_empty, non_negative, positive, InventoryError};
+
+/// What callers (WMS, staff, order process, expiry process) ask of one SKU × location.
+/// Field names in errors are the camelCase names the APIs use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockCommand {
+    ReceiveGoods {
+        qty: i64,
+        reference: Option<String>,
+    },
+    /// `delta` is non-zero and may be negative; it may not take on hand below reserved.
+    Adjust {
+        delta: i64,
+        reason_code: String,
+        reference: Option<String>,
+    },
+    /// Absolute count; a count below reserved records a shortfall instead of refusing (the
+    /// shelf is what it is).
+    CountCycle {
+        counted: i64,
+    },
+    /// "Set on hand to `new_on_hand` only if it is still `expected_on_hand`".
+    CompareAndSet {
+        expected_on_hand: i64,
+        new_on_hand: i64,
+    },
+    TransferOut {
+        qty: i64,
+        to_location: String,
+        transfer_id: String,
+    },
+    ExpectIncoming {
+        qty: i64,
+        transfer_id: String,
+    },
+    TransferIn {
+        qty: i64,
+        transfer_id: String,
+    },
+    ReceiveReturn {
+        qty: i64,
+        rma_id: String,
+    },
+    MoveToNonSellable {
+        qty: i64,
+        reason: String,
+    },
+    MoveToSellable {
+        qty: i64,
+    },
+    SetSafetyStock {
+        qty: i64,
+    },
+    Reserve {
+        reservation_id: String,
+        owner: String,
+        qty: i64,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    Confirm {
+        reservation_id: String,
+    },
+    Release {
+        reservation_id: String,
+    },
+    Consume {
+        reservation_id: String,
+        qty: i64,
+    },
+    /// Expires every open reservation whose `expires_at` is at or before the decision's `now`
+    /// (the clock is a parameter of [`decide`], so tests drive it).
+    ExpireReservations,
+}
+
+/// Decides one command against the folded state. Pure: no clock reads, no I/O; `now` is only
+/// used for expiries. `Ok(vec![])` means "already done" (an idempotent retry).
+pub fn decide(
+    state: &StockItem,
+    command: &StockCommand,
+    now: DateTime<Utc>,
+) -> Result<Vec<StockEvent>, InventoryError> {
+    use StockCommand as C;
+    let one = |e: StockEvent| Ok(vec![e]);
+    match command {
+        C::ReceiveGoods { qty, reference } => {
+            let qty = positive("qty", *qty)?;
+            check_reference(reference)?;
+            add("qty", state.on_hand, qty)?;
+            one(GoodsReceived {
+                qty,
+                reference: reference.clone(),
+            }
+            .into())
+        }
+        C::Adjust {
+            delta,
+            reason_code,
+            reference,
+        } => {
+            if *delta == 0 {
+                return Err(InventoryError::InvalidInput {
+                    field: "delta",
+                    reason: "must not be zero",
+                });
+            }
+            non_empty("reasonCode", reason_code)?;
+            check_reference(reference)?;
+            let on_hand_after = add("delta", state.on_hand, *delta)?;
+            if *delta < 0 && on_hand_after < state.reserved {
+                return Err(InventoryError::BelowReserved {
+                    on_hand_after,
+                    reserved: state.reserved,
+                });
+            }
+            one(StockAdjusted {
+                delta: *delta,
+                reason_code: reason_code.clone(),
+                reference: reference.clone(),
+            }
+            .into())
+        }
+        C::CountCycle { counted } => {
+            let counted = non_negative("counted", *counted)?;
+            one(CycleCounted {
+                counted,
+                delta: counted - state.on_hand,
+                shortfall: (state.reserved - counted).max(0),
+            }
+            .into())
+        }
+        C::CompareAndSet {
+            expected_on_hand,
+            new_on_hand,
+        } => {
+            non_negative("expectedOnHand", *expected_on_hand)?;
+            let new_on_hand = non_negative("newOnHand", *new_on_hand)?;
+            if *expected_on_hand != state.on_hand {
+                return Err(InventoryError::OnHandMismatch {
+                    expected: *expected_on_hand,
+                    actual: state.on_hand,
+                });
+            }
+            if new_on_hand == state.on_hand {
+                return Ok(vec![]);
+            }
+            one(OnHandSet {
+                expected_on_hand: *expected_on_hand,
+                new_on_hand,
+                delta: new_on_hand - state.on_hand,
+                shortfall: (state.reserved - new_on_hand).max(0),
+            }
+            .into())
+        }
+        C::TransferOut {
+            qty,
+            to_location,
+            transfer_id,
+        } => {
+            let qty = positive("qty", *qty)?;
+            non_empty("toLocation", to_location)?;
+            non_empty("transferId", transfer_id)?;
+            take_unreserved(state, qty)?;
+            one(TransferShipped {
+                qty,
+                to_location: to_location.clone(),
+                transfer_id: transfer_id.clone(),
+            }
+            .into())
+        }
+        C::ExpectIncoming { qty, transfer_id } => {
+            let qty = positive("qty", *qty)?;
+            non_empty("transferId", transfer_id)?;
+            add("qty", state.incoming, qty)?;
+            one(IncomingExpected {
+                qty,
+                transfer_id: transfer_id.clone(),
+            }
+            .into())
+        }
+        C::TransferIn { qty, transfer_id } => {
+            let qty = positive("qty", *qty)?;
+            non_empty("transferId", transfer_id)?;
+            add("qty", state.on_hand, qty)?;
+            one(TransferReceived {
+                qty,
+                transfer_id: transfer_id.clone(),
+                incoming_cleared: qty.min(state.incoming),
+            }
+            .into())
+        }
+        C::ReceiveReturn { qty, rma_id } => {
+            let qty = positive("qty", *qty)?;
+            non_empty("rmaId", rma_id)?;
+            add("qty", state.on_hand, qty)?;
+            one(ReturnReceived {
+                qty,
+                rma_id: rma_id.clone(),
+            }
+            .into())
+        }
+        C::MoveToNonSellable { qty, reason } => {
+            let qty = positive("qty", *qty)?;
+            non_empty("reason", reason)?;
+            add("qty", state.non_sellable, qty)?;
+            take_unreserved(state, qty)?;
+            one(StockMovedToNonSellable {
+                qty,
+                reason: reason.clone(),
+            }
+            .into())
+        }
+        C::MoveToSellable { qty } => {
+            let qty = positive("qty", *qty)?;
+            if qty > state.non_sellable {
+                return Err(InventoryError::InsufficientNonSellable {
+                    requested: qty,
+                    non_sellable: state.non_sellable,
+                });
+            }
+            add("qty", state.on_hand, qty)?;
+            one(StockMovedToSellable { qty }.into())
+        }
+        C::SetSafetyStock { qty } => {
+            let qty = non_negative("qty", *qty)?;
+            if qty == state.safety_stock {
+                return Ok(vec![]);
+            }
+            one(SafetyStockSet { qty }.into())
+        }
+        C::Reserve {
+            reservation_id,
+            owner,
+            qty,
+            expires_at,
+        } => reserve(state, reservation_id, owner, *qty, *expires_at, now),
+        C::Confirm { reservation_id } => {
+            let r = open_reservation(state, reservation_id)?;
+            if r.status == ReservationStatus::Confirmed {
+                return Ok(vec![]);
+            }
+            one(ReservationConfirmed {
+                reservation_id: reservation_id.clone(),
+            }
+            .into())
+        }
+        C::Release { reservation_id } => {
+            non_empty("reservationId", reservation_id)?;
+            let r = state.reservations.get(reservation_id).ok_or_else(|| {
+                InventoryError::ReservationNotFound {
+                    reservation_id: reservation_id.clone(),
+                }
+            })?;
+            match r.status {
+                // A second release, or a release after the hold expired: the stock is already
+                // free, which is what the caller wants; answering Ok keeps cancels retryable.
+                ReservationStatus::Released | ReservationStatus::Expired => Ok(vec![]),
+                ReservationStatus::Consumed => Err(closed(reservation_id, r.status)),
+                ReservationStatus::Held | ReservationStatus::Confirmed => {
+                    one(ReservationReleased {
+                        reservation_id: reservation_id.clone(),
+                        qty: r.quantity,
+                    }
+                    .into())
+                }
+            }
+        }
+        C::Consume {
+            reservation_id,
+            qty,
+        } => {
+            let qty = positive("qty", *qty)?;
+            let r = open_reservation(state, reservation_id)?;
+            if qty > r.quantity {
+                return Err(InventoryError::ExceedsReservation {
+                    requested: qty,
+                    reserved: r.quantity,
+                });
+            }
+            // After a shortfall count the shelf may hold less than was promised: refuse rather
+            // than let on hand go negative.
+            if qty > state.on_hand {
+                return Err(InventoryError::InsufficientStock {
+                    requested: qty,
+                    available: state.on_hand,
+                });
+            }
+            one(ReservationConsumed {
+                reservation_id: reservation_id.clone(),
+                qty,
+            }
+            .into())
+        }
+        C::ExpireReservations => Ok(state
+            .open_reservations()
+            .filter(|(_, r)| r.expires_at.is_some_and(|at| at <= now))
+            .map(|(id, r)| {
+                ReservationExpired {
+                    reservation_id: id.clone(),
+                    qty: r.quantity,
+                }
+                .into()
+            })
+            .collect()),
+    }
+}
+
+fn reserve(
+    state: &StockItem,
+    reservation_id: &str,
+    owner: &str,
+    qty: i64,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<StockEvent>, InventoryError> {
+    non_empty("reservationId", reservation_id)?;
+    non_empty("owner", owner)?;
+    let qty = positive("qty", qty)?;
+    if let Some(existing) = state.reservations.get(reservation_id) {
+        // Same id, same content: a retry of a Reserve that already happened (whatever became
+        // of it since). Anything else reusing the id is a caller bug.
+        return if existing.owner == owner
+            && existing.requested == qty
+            && existing.requested_expires_at == expires_at
+        {
+            Ok(vec![])
+        } else {
+            Err(InventoryError::ReservationConflict {
+                reservation_id: reservation_id.to_owned(),
+            })
+        };
+    }
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(InventoryError::InvalidInput {
+            field: "expiresAt",
+            reason: "must be in the future",
+        });
+    }
+    let available = state.available();
+    if qty > available {
+        return Err(InventoryError::InsufficientStock {
+            requested: qty,
+            available,
+        });
+    }
+    Ok(vec![Reserved {
+        reservation_id: reservation_id.to_owned(),
+        owner: owner.to_owned(),
+        qty,
+        expires_at,
+    }
+    .into()])
+}
+
+/// Refuses a reference that is present but blank (absent is fine).
+fn check_reference(reference: &Option<String>) -> Result<(), InventoryError> {
+    match reference {
+        Some(r) => non_empty("reference", r),
+        None => Ok(()),
+    }
+}
+
+/// Movements that take stock away may only take what is not promised.
+fn take_unreserved(state: &StockItem, qty: i64) -> Result<(), InventoryError> {
+    let on_hand_after = state.on_hand - qty;
+    if on_hand_after < state.reserved || on_hand_after < 0 {
+        return Err(InventoryError::BelowReserved {
+            on_hand_after,
+            reserved: state.reserved,
+        });
+    }
+    Ok(())
+}
+
+fn closed(reservation_id: &str, status: ReservationStatus) -> InventoryError {
+    InventoryError::ReservationClosed {
+        reservation_id: reservation_id.to_owned(),
+        status: status.as_str(),
+    }
+}
+
+fn open_reservation<'a>(
+    state: &'a StockItem,
+    reservation_id: &str,
+) -> Result<&'a super::Reservation, InventoryError> {
+    non_empty("reservationId", reservation_id)?;
+    let r = state.reservations.get(reservation_id).ok_or_else(|| {
+        InventoryError::ReservationNotFound {
+            reservation_id: reservation_id.to_owned(),
+        }
+    })?;
+    if !r.status.is_open() {
+        return Err(closed(reservation_id, r.status));
+    }
+    Ok(r)
+}
+
+/// Decides several commands on one SKU × location as one unit: each is decided against the
+/// state after the previous ones' events, and the first refusal refuses them all (with its
+/// index). This is how two lines of one order on the same SKU × location are checked together
+/// — reserving 3 + 3 with 5 available fails as a whole instead of leaving 3 reserved.
+pub fn decide_batch(
+    state: &StockItem,
+    commands: &[StockCommand],
+    now: DateTime<Utc>,
+) -> Result<Vec<StockEvent>, (usize, InventoryError)> {
+    let mut scratch = state.clone();
+    let mut events = Vec::new();
+    for (index, command) in commands.iter().enumerate() {
+        let decided = decide(&scratch, command, now).map_err(|e| (index, e))?;
+        for event in &decided {
+            scratch.apply(event);
+        }
+        events.extend(decided);
+    }
+    Ok(events)
+}
+
+/// Decides many independent commands in one go (the hot-SKU writer's queue): each is decided
+/// against the state after the previously accepted ones, and a refusal affects only its own
+/// command. On return `state` has folded every accepted event, so the writer can keep it as
+/// its in-memory state once the append succeeds (and must reload it if the append fails).
+pub fn decide_each(
+    state: &mut StockItem,
+    commands: &[StockCommand],
+    now: DateTime<Utc>,
+) -> Vec<Result<Vec<StockEvent>, InventoryError>> {
+    commands
+        .iter()
+        .map(|command| {
+            let decided = decide(state, command, now)?;
+            for event in &decided {
+                state.apply(event);
+            }
+            Ok(decided)
+        })
+        .collect()
+}

@@ -1,0 +1,223 @@
+//! The stock item aggregate: one per SKU × location, stream `inventory-<SKU>@<LOCATION>`.
+//!
+//! Buckets as retailers know them. `on_hand` is sellable physical stock; `non_sellable`
+//! (damaged, quality control) is physically there but kept apart, so it is not part of on hand;
+//! `incoming` is announced but not yet here. Available-to-promise is
+//! `max(on_hand − reserved − safety_stock, 0)`: the only number a reservation may draw on.
+//!
+//! Why one aggregate per SKU × location: the no-oversell invariant (reserved ≤ on hand − safety
+//! stock) involves only these numbers, so one stream revision check guards it under any
+//! concurrency, and unrelated SKUs never contend.
+
+mod decide;
+mod events;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use decide::{decide, decide_batch, decide_each, StockCommand};
+pub use events::*;
+
+use super::error::InventoryError;
+
+/// The stream of one SKU at one location.
+pub fn stream_name(sku: &str, location: &str) -> String {
+    format!("inventory-{sku}@{location}")
+}
+
+/// A SKU usable in a stream name: non-empty, at most 64 characters of `[A-Za-z0-9._-]`
+/// (no `@`, which separates SKU and location in the stream name).
+pub fn validate_sku(sku: &str) -> Result<(), InventoryError> {
+    let reason = if sku.is_empty() {
+        "must not be empty"
+    } else if sku.len() > 64 {
+        "must be at most 64 characters"
+    } else if !sku
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        "may contain only letters, digits, '.', '_' and '-'"
+    } else {
+        return Ok(());
+    };
+    Err(InventoryError::InvalidInput {
+        field: "sku",
+        reason,
+    })
+}
+
+/// Where a reservation stands. `Held` and `Confirmed` are open (count in `reserved`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReservationStatus {
+    /// Open, with or without an expiry (an expiry-less Reserve starts here too).
+    Held,
+    /// Open, expiry dropped by a confirmation.
+    Confirmed,
+    /// Closed: fully consumed.
+    Consumed,
+    /// Closed: released by its owner.
+    Released,
+    /// Closed: expired before confirmation.
+    Expired,
+}
+
+impl ReservationStatus {
+    /// Open reservations hold stock.
+    pub fn is_open(self) -> bool {
+        matches!(self, ReservationStatus::Held | ReservationStatus::Confirmed)
+    }
+
+    /// The lower-case word used in error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Held => "held",
+            ReservationStatus::Confirmed => "confirmed",
+            ReservationStatus::Consumed => "consumed",
+            ReservationStatus::Released => "released",
+            ReservationStatus::Expired => "expired",
+        }
+    }
+}
+
+/// One reservation. Closed ones are kept so that retries (a second Release, a repeated
+/// Reserve) are recognised and answered idempotently instead of being treated as new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub owner: String,
+    /// What the Reserve asked for, to recognise a retried Reserve.
+    pub requested: i64,
+    /// The expiry the Reserve asked for (a confirmation drops `expires_at`, not this).
+    pub requested_expires_at: Option<DateTime<Utc>>,
+    /// Still held (requested minus consumed); 0 once closed.
+    pub quantity: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub status: ReservationStatus,
+}
+
+/// The folded state of one SKU × location.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StockItem {
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub safety_stock: i64,
+    pub incoming: i64,
+    pub non_sellable: i64,
+    pub reservations: BTreeMap<String, Reservation>,
+}
+
+impl StockItem {
+    /// Folds a whole history.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a StockEvent>) -> Self {
+        let mut state = StockItem::default();
+        for event in events {
+            state.apply(event);
+        }
+        state
+    }
+
+    /// Available to promise: `on_hand − reserved − safety_stock`, never below 0 (safety stock
+    /// may be raised above what is free, and a count may leave a shortfall).
+    pub fn available(&self) -> i64 {
+        self.on_hand
+            .saturating_sub(self.reserved)
+            .saturating_sub(self.safety_stock)
+            .max(0)
+    }
+
+    /// Reserved units not covered by on hand (after a count found less than was promised).
+    pub fn shortfall(&self) -> i64 {
+        self.reserved.saturating_sub(self.on_hand).max(0)
+    }
+
+    /// On hand that is not promised: what transfers, adjustments and moves may take.
+    pub fn unreserved(&self) -> i64 {
+        self.on_hand.saturating_sub(self.reserved).max(0)
+    }
+
+    /// Open reservations, by id.
+    pub fn open_reservations(&self) -> impl Iterator<Item = (&String, &Reservation)> {
+        self.reservations.iter().filter(|(_, r)| r.status.is_open())
+    }
+
+    /// Applies one event. Never fails: `decide` validated it (including overflow) before it was
+    /// stored; saturating arithmetic only keeps a corrupt history from panicking.
+    pub fn apply(&mut self, event: &StockEvent) {
+        match event {
+            StockEvent::GoodsReceived(e) => self.on_hand = self.on_hand.saturating_add(e.qty),
+            StockEvent::StockAdjusted(e) => self.on_hand = self.on_hand.saturating_add(e.delta),
+            StockEvent::CycleCounted(e) => self.on_hand = e.counted,
+            StockEvent::OnHandSet(e) => self.on_hand = e.new_on_hand,
+            StockEvent::TransferShipped(e) => self.on_hand = self.on_hand.saturating_sub(e.qty),
+            StockEvent::IncomingExpected(e) => self.incoming = self.incoming.saturating_add(e.qty),
+            StockEvent::TransferReceived(e) => {
+                self.on_hand = self.on_hand.saturating_add(e.qty);
+                self.incoming = self.incoming.saturating_sub(e.incoming_cleared).max(0);
+            }
+            StockEvent::ReturnReceived(e) => self.on_hand = self.on_hand.saturating_add(e.qty),
+            StockEvent::StockMovedToNonSellable(e) => {
+                self.on_hand = self.on_hand.saturating_sub(e.qty);
+                self.non_sellable = self.non_sellable.saturating_add(e.qty);
+            }
+            StockEvent::StockMovedToSellable(e) => {
+                self.on_hand = self.on_hand.saturating_add(e.qty);
+                self.non_sellable = self.non_sellable.saturating_sub(e.qty);
+            }
+            StockEvent::SafetyStockSet(e) => self.safety_stock = e.qty,
+            StockEvent::Reserved(e) => {
+                self.reserved = self.reserved.saturating_add(e.qty);
+                self.reservations.insert(
+                    e.reservation_id.clone(),
+                    Reservation {
+                        owner: e.owner.clone(),
+                        requested: e.qty,
+                        requested_expires_at: e.expires_at,
+                        quantity: e.qty,
+                        expires_at: e.expires_at,
+                        status: ReservationStatus::Held,
+                    },
+                );
+            }
+            StockEvent::ReservationConfirmed(e) => {
+                if let Some(r) = self.reservations.get_mut(&e.reservation_id) {
+                    r.expires_at = None;
+                    r.status = ReservationStatus::Confirmed;
+                }
+            }
+            StockEvent::ReservationReleased(e) => {
+                self.close(&e.reservation_id, ReservationStatus::Released)
+            }
+            StockEvent::ReservationExpired(e) => {
+                self.close(&e.reservation_id, ReservationStatus::Expired)
+            }
+            StockEvent::ReservationConsumed(e) => {
+                if let Some(r) = self.reservations.get_mut(&e.reservation_id) {
+                    let qty = e.qty.min(r.quantity);
+                    r.quantity -= qty;
+                    if r.quantity == 0 {
+                        r.status = ReservationStatus::Consumed;
+                    }
+                    self.reserved = self.reserved.saturating_sub(qty);
+                    self.on_hand = self.on_hand.saturating_sub(qty);
+                }
+            }
+        }
+    }
+
+    /// Frees what is left of a reservation and closes it with `status`.
+    fn close(&mut self, reservation_id: &str, status: ReservationStatus) {
+        if let Some(r) = self.reservations.get_mut(reservation_id) {
+            if r.status.is_open() {
+                self.reserved = self.reserved.saturating_sub(r.quantity);
+                r.quantity = 0;
+                r.status = status;
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Random sequences of movements and reservations keep the ledger identities.
+
+use chrono::{Duration, TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Receive(i64),
+    Adjust(i64),
+    Count(i64),
+    Cas(i64),
+    TransferOut(i64),
+    Expect(i64),
+    TransferIn(i64),
+    Return(i64),
+    ToNonSellable(i64),
+    ToSellable(i64),
+    Safety(i64),
+    Reserve(u8, i64, Option<i64>),
+    Confirm(u8),
+    Release(u8),
+    Consume(u8, i64),
+    /// Advance the clock by this many minutes, then expire.
+    Expire(i64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let qty = -2i64..40;
+    prop_oneof![
+        1 => qty.clone().prop_map(Op::Receive),
+        1 => (-30i64..30).prop_map(Op::Adjust),
+        1 => (-1i64..60).prop_map(Op::Count),
+        1 => (-1i64..60).prop_map(Op::Cas),
+        1 => qty.clone().prop_map(Op::TransferOut),
+        1 => qty.clone().prop_map(Op::Expect),
+        1 => qty.clone().prop_map(Op::TransferIn),
+        1 => qty.clone().prop_map(Op::Return),
+        1 => qty.clone().prop_map(Op::ToNonSellable),
+        1 => qty.clone().prop_map(Op::ToSellable),
+        1 => (-1i64..20).prop_map(Op::Safety),
+        3 => (0u8..12, -1i64..15, proptest::option::of(1i64..120))
+            .prop_map(|(id, q, e)| Op::Reserve(id, q, e)),
+        1 => (0u8..12).prop_map(Op::Confirm),
+        2 => (0u8..12).prop_map(Op::Release),
+        2 => (0u8..12, -1i64..10).prop_map(|(id, q)| Op::Consume(id, q)),
+        1 => (0i64..90).prop_map(Op::Expire),
+    ]
+}
+
+fn command(op: &Op, on_hand: i64, now: chrono::DateTime<Utc>) -> StockCommand {
+    let id = |n: &u8| format!("r{n}");
+    match op {
+        Op::Receive(q) => StockCommand::ReceiveGoods {
+            qty: *q,
+            reference: None,
+        },
+        Op::Adjust(d) => StockCommand::Adjust {
+            delta: *d,
+            reason_code: "PROP".into(),
+            reference: None,
+        },
+        Op::Count(c) => StockCommand::CountCycle { counted: *c },
+        Op::Cas(n) => StockCommand::CompareAndSet {
+            expected_on_hand: on_hand,
+            new_on_hand: *n,
+        },
+        Op::TransferOut(q) => StockCommand::TransferOut {
+            qty: *q,
+            to_location: "DC-2".into(),
+            transfer_id: "T".into(),
+        },
+        Op::Expect(q) => StockCommand::ExpectIncoming {
+            qty: *q,
+            transfer_id: "T".into(),
+        },
+        Op::TransferIn(q) => StockCommand::TransferIn {
+            qty: *q,
+            transfer_id: "T".into(),
+        },
+        Op::Return(q) => StockCommand::ReceiveReturn {
+            qty: *q,
+            rma_id: "rma".into(),
+        },
+        Op::ToNonSellable(q) => StockCommand::MoveToNonSellable {
+            qty: *q,
+            reason: "QC".into(),
+        },
+        Op::ToSellable(q) => StockCommand::MoveToSellable { qty: *q },
+        Op::Safety(q) => StockCommand::SetSafetyStock { qty: *q },
+        Op::Reserve(n, q, e) => StockCommand::Reserve {
+            reservation_id: id(n),
+            owner: format!("cart:{n}"),
+            qty: *q,
+            expires_at: e.map(|m| now + Duration::minutes(m)),
+        },
+        Op::Confirm(n) => StockCommand::Confirm {
+            reservation_id: id(n),
+        },
+        Op::Release(n) => StockCommand::Release {
+            reservation_id: id(n),
+        },
+        Op::Consume(n, q) => StockCommand::Consume {
+            reservation_id: id(n),
+            qty: *q,
+        },
+        Op::Expire(_) => StockCommand::ExpireReservations,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn ledger_identities_hold(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut now = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let mut state = StockItem::default();
+        let mut history = Vec::new();
+        // The ledger, summed from the events alone.
+        let mut ledger = 0i64;
+        let mut non_sellable = 0i64;
+        let mut shortfall_recorded = false;
+        for op in &ops {
+            if let Op::Expire(m) = op {
+                now += Duration::minutes(*m);
+            }
+            let cmd = command(op, state.on_hand, now);
+            let Ok(events) = decide(&state, &cmd, now) else {
+                continue; // refused: nothing to apply
+            };
+            for event in &events {
+                match event {
+                    StockEvent::GoodsReceived(e) => ledger += e.qty,
+                    StockEvent::StockAdjusted(e) => ledger += e.delta,
+                    StockEvent::CycleCounted(e) => {
+                        ledger += e.delta;
+                        shortfall_recorded |= e.shortfall > 0;
+                    }
+                    StockEvent::OnHandSet(e) => {
+                        ledger += e.delta;
+                        shortfall_recorded |= e.shortfall > 0;
+                    }
+                    StockEvent::TransferShipped(e) => ledger -= e.qty,
+                    StockEvent::TransferReceived(e) => ledger += e.qty,
+                    StockEvent::ReturnReceived(e) => ledger += e.qty,
+                    StockEvent::StockMovedToNonSellable(e) => {
+                        ledger -= e.qty;
+                        non_sellable += e.qty;
+                    }
+                    StockEvent::StockMovedToSellable(e) => {
+                        ledger += e.qty;
+                        non_sellable -= e.qty;
+                    }
+                    StockEvent::ReservationConsumed(e) => ledger -= e.qty,
+                    StockEvent::IncomingExpected(_)
+                    | StockEvent::SafetyStockSet(_)
+                    | StockEvent::Reserved(_)
+                    | StockEvent::ReservationConfirmed(_)
+                    | StockEvent::ReservationReleased(_)
+                    | StockEvent::ReservationExpired(_) => {}
+                }
+                let json = serde_json::to_string(event).unwrap();
+                prop_assert_eq!(&serde_json::from_str::<StockEvent>(&json).unwrap(), event);
+                state.apply(event);
+                history.push(event.clone());
+            }
+            let open_sum: i64 = state.open_reservations().map(|(_, r)| r.quantity).sum();
+            prop_assert_eq!(state.on_hand, ledger);
+            prop_assert_eq!(state.non_sellable, non_sellable);
+            prop_assert_eq!(state.reserved, open_sum);
+            prop_assert!(state.on_hand >= 0);
+            prop_assert!(state.incoming >= 0);
+            prop_assert!(state.non_sellable >= 0);
+            prop_assert!(state.available() >= 0);
+            if !shortfall_recorded {
+                prop_assert!(state.reserved <= state.on_hand);
+            }
+            // A Reserve that was accepted never promised beyond on hand − safety stock.
+            if let (Op::Reserve(..), [StockEvent::Reserved(_)]) = (op, events.as_slice()) {
+                prop_assert!(state.reserved <= state.on_hand - state.safety_stock);
+            }
+        }
+        // Replaying the history gives the same state.
+        prop_assert_eq!(StockItem::from_events(&history), state);
+    }
+}

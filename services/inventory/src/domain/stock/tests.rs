@@ -1,0 +1,794 @@
+//! Given events, when a command, then events or an error.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use super::*;
+use crate::domain::InventoryError as E;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap()
+}
+
+fn given(events: &[StockEvent]) -> StockItem {
+    StockItem::from_events(events)
+}
+
+fn received(qty: i64) -> StockEvent {
+    GoodsReceived {
+        qty,
+        reference: Some("PO-1".into()),
+    }
+    .into()
+}
+
+fn reserved(id: &str, qty: i64, expires_at: Option<DateTime<Utc>>) -> StockEvent {
+    Reserved {
+        reservation_id: id.into(),
+        owner: format!("cart:{id}"),
+        qty,
+        expires_at,
+    }
+    .into()
+}
+
+fn reserve(id: &str, qty: i64) -> StockCommand {
+    StockCommand::Reserve {
+        reservation_id: id.into(),
+        owner: format!("cart:{id}"),
+        qty,
+        expires_at: None,
+    }
+}
+
+fn when(state: &StockItem, cmd: StockCommand) -> Result<Vec<StockEvent>, E> {
+    decide(state, &cmd, now())
+}
+
+fn then_one(state: &StockItem, cmd: StockCommand) -> (StockEvent, StockItem) {
+    let events = when(state, cmd).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let mut next = state.clone();
+    next.apply(&events[0]);
+    (events[0].clone(), next)
+}
+
+fn bad_qty(field: &'static str, value: i64, min: i64) -> E {
+    E::InvalidQuantity { field, value, min }
+}
+
+#[test]
+fn stream_name_and_sku() {
+    assert_eq!(
+        stream_name("SKU123", "STORE-07"),
+        "inventory-SKU123@STORE-07"
+    );
+    assert!(validate_sku("SKU-1.a_b").is_ok());
+    assert_eq!(validate_sku("").unwrap_err().field(), Some("sku"));
+    assert!(validate_sku("A@B").is_err());
+    assert!(validate_sku(&"A".repeat(65)).is_err());
+}
+
+#[test]
+fn receive_goods() {
+    let (e, s) = then_one(
+        &given(&[]),
+        StockCommand::ReceiveGoods {
+            qty: 5,
+            reference: Some("PO-1".into()),
+        },
+    );
+    assert_eq!(e, received(5));
+    assert_eq!((s.on_hand, s.available()), (5, 5));
+    let s = given(&[received(5)]);
+    for qty in [0, -3] {
+        let cmd = StockCommand::ReceiveGoods {
+            qty,
+            reference: None,
+        };
+        assert_eq!(when(&s, cmd), Err(bad_qty("qty", qty, 1)));
+    }
+    let cmd = StockCommand::ReceiveGoods {
+        qty: i64::MAX,
+        reference: None,
+    };
+    assert_eq!(when(&s, cmd), Err(E::Overflow { field: "qty" }));
+    let cmd = StockCommand::ReceiveGoods {
+        qty: 1,
+        reference: Some(" ".into()),
+    };
+    assert_eq!(when(&s, cmd).unwrap_err().field(), Some("reference"));
+}
+
+#[test]
+fn adjust() {
+    let s = given(&[received(10), reserved("r1", 4, None)]);
+    let adjust = |delta, reason: &str| StockCommand::Adjust {
+        delta,
+        reason_code: reason.into(),
+        reference: Some("DOC-9".into()),
+    };
+    let (e, next) = then_one(&s, adjust(-6, "DAMAGED"));
+    assert_eq!(e.event_type(), "StockAdjusted.v1");
+    assert_eq!((next.on_hand, next.reserved, next.available()), (4, 4, 0));
+    assert_eq!(
+        when(&s, adjust(-7, "DAMAGED")),
+        Err(E::BelowReserved {
+            on_hand_after: 3,
+            reserved: 4
+        })
+    );
+    let (_, next) = then_one(&s, adjust(3, "FOUND"));
+    assert_eq!(next.on_hand, 13);
+    assert_eq!(
+        when(&s, adjust(0, "X")).unwrap_err(),
+        E::InvalidInput {
+            field: "delta",
+            reason: "must not be zero"
+        }
+    );
+    assert_eq!(
+        when(&s, adjust(1, "")).unwrap_err().field(),
+        Some("reasonCode")
+    );
+    assert_eq!(
+        when(&s, adjust(i64::MAX, "X")),
+        Err(E::Overflow { field: "delta" })
+    );
+    assert!(matches!(
+        when(&s, adjust(i64::MIN, "X")),
+        Err(E::BelowReserved { .. })
+    ));
+}
+
+#[test]
+fn cycle_count_and_shortfall() {
+    let s = given(&[received(10), reserved("r1", 6, None)]);
+    let (e, next) = then_one(&s, StockCommand::CountCycle { counted: 8 });
+    assert_eq!(
+        e,
+        CycleCounted {
+            counted: 8,
+            delta: -2,
+            shortfall: 0
+        }
+        .into()
+    );
+    assert_eq!(next.on_hand, 8);
+    // Below reserved: recorded as a shortfall, never negative availability.
+    let (e, next) = then_one(&s, StockCommand::CountCycle { counted: 4 });
+    assert_eq!(
+        e,
+        CycleCounted {
+            counted: 4,
+            delta: -6,
+            shortfall: 2
+        }
+        .into()
+    );
+    assert_eq!((next.on_hand, next.reserved, next.shortfall()), (4, 6, 2));
+    assert_eq!(next.available(), 0);
+    assert!(matches!(
+        when(&next, reserve("r2", 1)),
+        Err(E::InsufficientStock { .. })
+    ));
+    // Consuming more than is on the shelf is refused; within it is fine.
+    let consume = |qty| StockCommand::Consume {
+        reservation_id: "r1".into(),
+        qty,
+    };
+    assert_eq!(
+        when(&next, consume(5)),
+        Err(E::InsufficientStock {
+            requested: 5,
+            available: 4
+        })
+    );
+    let (_, after) = then_one(&next, consume(4));
+    assert_eq!((after.on_hand, after.reserved), (0, 2));
+    let (_, zero) = then_one(&s, StockCommand::CountCycle { counted: 0 });
+    assert_eq!(zero.on_hand, 0);
+    assert_eq!(
+        when(&s, StockCommand::CountCycle { counted: -1 }),
+        Err(bad_qty("counted", -1, 0))
+    );
+}
+
+#[test]
+fn compare_and_set() {
+    let s = given(&[received(10)]);
+    let cas = |expected_on_hand, new_on_hand| StockCommand::CompareAndSet {
+        expected_on_hand,
+        new_on_hand,
+    };
+    let (e, next) = then_one(&s, cas(10, 7));
+    assert_eq!(
+        e,
+        OnHandSet {
+            expected_on_hand: 10,
+            new_on_hand: 7,
+            delta: -3,
+            shortfall: 0
+        }
+        .into()
+    );
+    assert_eq!(next.on_hand, 7);
+    let err = when(&s, cas(9, 7)).unwrap_err();
+    assert_eq!(
+        err,
+        E::OnHandMismatch {
+            expected: 9,
+            actual: 10
+        }
+    );
+    assert_eq!(err.code(), "CONFLICT");
+    assert_eq!(when(&s, cas(10, 10)), Ok(vec![]));
+    assert_eq!(when(&s, cas(10, -1)), Err(bad_qty("newOnHand", -1, 0)));
+    assert_eq!(when(&s, cas(-1, 1)), Err(bad_qty("expectedOnHand", -1, 0)));
+    let s = given(&[received(10), reserved("r", 8, None)]);
+    let (e, _) = then_one(&s, cas(10, 5));
+    let StockEvent::OnHandSet(e) = e else {
+        panic!()
+    };
+    assert_eq!(e.shortfall, 3);
+}
+
+#[test]
+fn transfers() {
+    let s = given(&[received(10), reserved("r", 6, None)]);
+    let out = |qty| StockCommand::TransferOut {
+        qty,
+        to_location: "STORE-07".into(),
+        transfer_id: "T-1".into(),
+    };
+    let (e, next) = then_one(&s, out(4));
+    assert_eq!(e.event_type(), "TransferShipped.v1");
+    assert_eq!((next.on_hand, next.reserved), (6, 6));
+    // Reserved stock never leaves on a transfer.
+    assert_eq!(
+        when(&s, out(5)),
+        Err(E::BelowReserved {
+            on_hand_after: 5,
+            reserved: 6
+        })
+    );
+    assert_eq!(when(&s, out(0)), Err(bad_qty("qty", 0, 1)));
+    let cmd = StockCommand::TransferOut {
+        qty: 1,
+        to_location: "".into(),
+        transfer_id: "T".into(),
+    };
+    assert_eq!(when(&s, cmd).unwrap_err().field(), Some("toLocation"));
+
+    let (_, s) = then_one(
+        &s,
+        StockCommand::ExpectIncoming {
+            qty: 5,
+            transfer_id: "T-2".into(),
+        },
+    );
+    assert_eq!(s.incoming, 5);
+    let (e, s2) = then_one(
+        &s,
+        StockCommand::TransferIn {
+            qty: 3,
+            transfer_id: "T-2".into(),
+        },
+    );
+    assert_eq!(
+        e,
+        TransferReceived {
+            qty: 3,
+            transfer_id: "T-2".into(),
+            incoming_cleared: 3
+        }
+        .into()
+    );
+    assert_eq!((s2.on_hand, s2.incoming), (13, 2));
+    // More arrives than was announced: incoming floors at 0.
+    let (_, s3) = then_one(
+        &s2,
+        StockCommand::TransferIn {
+            qty: 4,
+            transfer_id: "T-2".into(),
+        },
+    );
+    assert_eq!((s3.on_hand, s3.incoming), (17, 0));
+    let bad = StockCommand::ExpectIncoming {
+        qty: -1,
+        transfer_id: "T".into(),
+    };
+    assert_eq!(when(&s, bad), Err(bad_qty("qty", -1, 1)));
+    let bad = StockCommand::ExpectIncoming {
+        qty: i64::MAX,
+        transfer_id: "T".into(),
+    };
+    assert_eq!(when(&s, bad), Err(E::Overflow { field: "qty" }));
+    let bad = StockCommand::TransferIn {
+        qty: 1,
+        transfer_id: " ".into(),
+    };
+    assert_eq!(when(&s, bad).unwrap_err().field(), Some("transferId"));
+    let bad = StockCommand::TransferIn {
+        qty: i64::MAX,
+        transfer_id: "T".into(),
+    };
+    assert_eq!(when(&s, bad), Err(E::Overflow { field: "qty" }));
+}
+
+#[test]
+fn returns_and_non_sellable() {
+    let s = given(&[received(5), reserved("r", 3, None)]);
+    let (e, s2) = then_one(
+        &s,
+        StockCommand::ReceiveReturn {
+            qty: 2,
+            rma_id: "rma-1".into(),
+        },
+    );
+    assert_eq!(e.event_type(), "ReturnReceived.v1");
+    assert_eq!(s2.on_hand, 7);
+    let bad = StockCommand::ReceiveReturn {
+        qty: 0,
+        rma_id: "rma-1".into(),
+    };
+    assert_eq!(when(&s, bad), Err(bad_qty("qty", 0, 1)));
+    let bad = StockCommand::ReceiveReturn {
+        qty: 1,
+        rma_id: "".into(),
+    };
+    assert_eq!(when(&s, bad).unwrap_err().field(), Some("rmaId"));
+
+    let to_ns = |qty, reason: &str| StockCommand::MoveToNonSellable {
+        qty,
+        reason: reason.into(),
+    };
+    let (_, s3) = then_one(&s, to_ns(2, "DAMAGED"));
+    assert_eq!((s3.on_hand, s3.non_sellable, s3.reserved), (3, 2, 3));
+    assert!(matches!(
+        when(&s, to_ns(3, "DAMAGED")),
+        Err(E::BelowReserved { .. })
+    ));
+    assert_eq!(when(&s, to_ns(1, "")).unwrap_err().field(), Some("reason"));
+    assert_eq!(when(&s, to_ns(-1, "QC")), Err(bad_qty("qty", -1, 1)));
+
+    let (e, s4) = then_one(&s3, StockCommand::MoveToSellable { qty: 2 });
+    assert_eq!(e, StockMovedToSellable { qty: 2 }.into());
+    assert_eq!((s4.on_hand, s4.non_sellable), (5, 0));
+    assert_eq!(
+        when(&s3, StockCommand::MoveToSellable { qty: 3 }),
+        Err(E::InsufficientNonSellable {
+            requested: 3,
+            non_sellable: 2
+        })
+    );
+    assert_eq!(
+        when(&s3, StockCommand::MoveToSellable { qty: 0 }),
+        Err(bad_qty("qty", 0, 1))
+    );
+}
+
+#[test]
+fn safety_stock() {
+    let s = given(&[received(10), reserved("r", 4, None)]);
+    let (e, s2) = then_one(&s, StockCommand::SetSafetyStock { qty: 5 });
+    assert_eq!(e, SafetyStockSet { qty: 5 }.into());
+    assert_eq!(s2.available(), 1);
+    assert_eq!(
+        when(&s2, reserve("r2", 2)),
+        Err(E::InsufficientStock {
+            requested: 2,
+            available: 1
+        })
+    );
+    // Raised above what is free: available is 0, never negative.
+    let (_, s3) = then_one(&s, StockCommand::SetSafetyStock { qty: 100 });
+    assert_eq!(s3.available(), 0);
+    assert_eq!(
+        when(&s3, StockCommand::SetSafetyStock { qty: 100 }),
+        Ok(vec![])
+    );
+    assert_eq!(
+        when(&s, StockCommand::SetSafetyStock { qty: -1 }),
+        Err(bad_qty("qty", -1, 0))
+    );
+}
+
+#[test]
+fn reserve_checks_available_and_input() {
+    let s = given(&[received(5)]);
+    let expires = now() + Duration::minutes(15);
+    let cmd = StockCommand::Reserve {
+        reservation_id: "r1".into(),
+        owner: "cart:1".into(),
+        qty: 5,
+        expires_at: Some(expires),
+    };
+    let (e, s2) = then_one(&s, cmd.clone());
+    assert_eq!(
+        e,
+        Reserved {
+            reservation_id: "r1".into(),
+            owner: "cart:1".into(),
+            qty: 5,
+            expires_at: Some(expires)
+        }
+        .into()
+    );
+    assert_eq!((s2.reserved, s2.available()), (5, 0));
+    let err = when(&s, reserve("r1", 6)).unwrap_err();
+    assert_eq!(
+        err,
+        E::InsufficientStock {
+            requested: 6,
+            available: 5
+        }
+    );
+    assert_eq!(err.code(), "INSUFFICIENT_STOCK");
+    // Retried Reserve: no events; same id with other content: conflict.
+    assert_eq!(decide(&s2, &cmd, now()), Ok(vec![]));
+    let err = when(&s2, reserve("r1", 5)).unwrap_err();
+    assert_eq!(
+        err,
+        E::ReservationConflict {
+            reservation_id: "r1".into()
+        }
+    );
+    assert_eq!(err.code(), "CONFLICT");
+    assert_eq!(when(&s, reserve("r", 0)), Err(bad_qty("qty", 0, 1)));
+    assert_eq!(when(&s, reserve("r", -2)), Err(bad_qty("qty", -2, 1)));
+    assert_eq!(
+        when(&s, reserve("", 1)).unwrap_err().field(),
+        Some("reservationId")
+    );
+    let no_owner = StockCommand::Reserve {
+        reservation_id: "r".into(),
+        owner: "".into(),
+        qty: 1,
+        expires_at: None,
+    };
+    assert_eq!(when(&s, no_owner).unwrap_err().field(), Some("owner"));
+    let past = StockCommand::Reserve {
+        reservation_id: "r".into(),
+        owner: "cart:1".into(),
+        qty: 1,
+        expires_at: Some(now()),
+    };
+    assert_eq!(when(&s, past).unwrap_err().field(), Some("expiresAt"));
+}
+
+#[test]
+fn confirm_release_consume() {
+    let expires = now() + Duration::minutes(15);
+    let s = given(&[received(10), reserved("r1", 4, Some(expires))]);
+    let id = || "r1".to_string();
+
+    let (e, confirmed) = then_one(
+        &s,
+        StockCommand::Confirm {
+            reservation_id: id(),
+        },
+    );
+    assert_eq!(e.event_type(), "ReservationConfirmed.v1");
+    let r = &confirmed.reservations["r1"];
+    assert_eq!(
+        (r.status, r.expires_at),
+        (ReservationStatus::Confirmed, None)
+    );
+    assert_eq!(
+        when(
+            &confirmed,
+            StockCommand::Confirm {
+                reservation_id: id()
+            }
+        ),
+        Ok(vec![])
+    );
+
+    // Partial consumption keeps the rest reserved.
+    let consume = |qty| StockCommand::Consume {
+        reservation_id: id(),
+        qty,
+    };
+    let (e, part) = then_one(&confirmed, consume(3));
+    assert_eq!(
+        e,
+        ReservationConsumed {
+            reservation_id: id(),
+            qty: 3
+        }
+        .into()
+    );
+    assert_eq!((part.on_hand, part.reserved), (7, 1));
+    assert_eq!(
+        when(&part, consume(2)),
+        Err(E::ExceedsReservation {
+            requested: 2,
+            reserved: 1
+        })
+    );
+    assert_eq!(when(&part, consume(0)), Err(bad_qty("qty", 0, 1)));
+    let (_, done) = then_one(&part, consume(1));
+    assert_eq!(done.reservations["r1"].status, ReservationStatus::Consumed);
+    assert_eq!((done.on_hand, done.reserved), (6, 0));
+    let closed = E::ReservationClosed {
+        reservation_id: id(),
+        status: "consumed",
+    };
+    assert_eq!(when(&done, consume(1)), Err(closed.clone()));
+    assert_eq!(
+        when(
+            &done,
+            StockCommand::Release {
+                reservation_id: id()
+            }
+        ),
+        Err(closed.clone())
+    );
+    assert_eq!(
+        when(
+            &done,
+            StockCommand::Confirm {
+                reservation_id: id()
+            }
+        ),
+        Err(closed)
+    );
+
+    // Release frees the remainder; a second release is a no-op.
+    let (e, released) = then_one(
+        &part,
+        StockCommand::Release {
+            reservation_id: id(),
+        },
+    );
+    assert_eq!(
+        e,
+        ReservationReleased {
+            reservation_id: id(),
+            qty: 1
+        }
+        .into()
+    );
+    assert_eq!((released.on_hand, released.reserved), (7, 0));
+    assert_eq!(
+        when(
+            &released,
+            StockCommand::Release {
+                reservation_id: id()
+            }
+        ),
+        Ok(vec![])
+    );
+    assert!(matches!(
+        when(
+            &released,
+            StockCommand::Confirm {
+                reservation_id: id()
+            }
+        ),
+        Err(E::ReservationClosed { .. })
+    ));
+
+    // Unknown reservations.
+    for cmd in [
+        StockCommand::Confirm {
+            reservation_id: "nope".into(),
+        },
+        StockCommand::Release {
+            reservation_id: "nope".into(),
+        },
+        StockCommand::Consume {
+            reservation_id: "nope".into(),
+            qty: 1,
+        },
+    ] {
+        let err = when(&s, cmd).unwrap_err();
+        assert_eq!(
+            err,
+            E::ReservationNotFound {
+                reservation_id: "nope".into()
+            }
+        );
+        assert_eq!(err.code(), "NOT_FOUND");
+    }
+}
+
+#[test]
+fn expire_reservations() {
+    let soon = now() + Duration::minutes(1);
+    let later = now() + Duration::hours(1);
+    let s = given(&[
+        received(10),
+        reserved("a", 1, Some(soon)),
+        reserved("b", 2, Some(later)),
+        reserved("c", 3, None),
+    ]);
+    assert_eq!(when(&s, StockCommand::ExpireReservations), Ok(vec![]));
+    let events = decide(&s, &StockCommand::ExpireReservations, soon).unwrap();
+    assert_eq!(
+        events,
+        vec![ReservationExpired {
+            reservation_id: "a".into(),
+            qty: 1
+        }
+        .into()]
+    );
+    let events = decide(&s, &StockCommand::ExpireReservations, later).unwrap();
+    assert_eq!(events.len(), 2);
+    let mut after = s.clone();
+    for e in &events {
+        after.apply(e);
+    }
+    assert_eq!(after.reserved, 3);
+    assert_eq!(after.reservations["a"].status, ReservationStatus::Expired);
+    // Releasing an expired hold: the stock is already free.
+    let release = StockCommand::Release {
+        reservation_id: "a".into(),
+    };
+    assert_eq!(decide(&after, &release, later), Ok(vec![]));
+    // A confirmed hold never expires.
+    let (_, confirmed) = then_one(
+        &s,
+        StockCommand::Confirm {
+            reservation_id: "b".into(),
+        },
+    );
+    let events = decide(&confirmed, &StockCommand::ExpireReservations, later).unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn bundle_is_checked_as_a_whole() {
+    let s = given(&[received(5)]);
+    let lines = [reserve("line-1", 3), reserve("line-2", 3)];
+    assert_eq!(
+        decide_batch(&s, &lines, now()),
+        Err((
+            1,
+            E::InsufficientStock {
+                requested: 3,
+                available: 2
+            }
+        ))
+    );
+    let lines = [reserve("line-1", 3), reserve("line-2", 2)];
+    let events = decide_batch(&s, &lines, now()).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(StockItem::from_events(&[received(5)]).on_hand, 5);
+    let mut s2 = s.clone();
+    events.iter().for_each(|e| s2.apply(e));
+    assert_eq!(s2.available(), 0);
+    // Overflow inside a batch is reported with its index too.
+    let lines = [
+        StockCommand::ReceiveGoods {
+            qty: i64::MAX - 5,
+            reference: None,
+        },
+        StockCommand::ReceiveGoods {
+            qty: 1,
+            reference: None,
+        },
+    ];
+    assert_eq!(
+        decide_batch(&s, &lines, now()),
+        Err((1, E::Overflow { field: "qty" }))
+    );
+}
+
+#[test]
+fn decide_each_is_per_command() {
+    let mut s = given(&[received(5)]);
+    let results = decide_each(
+        &mut s,
+        &[
+            reserve("a", 3),
+            reserve("b", 3),
+            reserve("c", 2),
+            reserve("a", 3),
+        ],
+        now(),
+    );
+    assert_eq!(results[0].as_ref().map(Vec::len), Ok(1));
+    assert_eq!(
+        results[1],
+        Err(E::InsufficientStock {
+            requested: 3,
+            available: 2
+        })
+    );
+    assert_eq!(results[2].as_ref().map(Vec::len), Ok(1));
+    assert_eq!(results[3], Ok(vec![]));
+    assert_eq!((s.reserved, s.available()), (5, 0));
+}
+
+#[test]
+fn every_event_round_trips() {
+    let at = Some(now());
+    let events: Vec<StockEvent> = vec![
+        received(1),
+        StockAdjusted {
+            delta: -1,
+            reason_code: "DAMAGED".into(),
+            reference: None,
+        }
+        .into(),
+        CycleCounted {
+            counted: 1,
+            delta: 2,
+            shortfall: 3,
+        }
+        .into(),
+        OnHandSet {
+            expected_on_hand: 1,
+            new_on_hand: 2,
+            delta: 1,
+            shortfall: 0,
+        }
+        .into(),
+        TransferShipped {
+            qty: 1,
+            to_location: "DC-1".into(),
+            transfer_id: "T".into(),
+        }
+        .into(),
+        IncomingExpected {
+            qty: 1,
+            transfer_id: "T".into(),
+        }
+        .into(),
+        TransferReceived {
+            qty: 1,
+            transfer_id: "T".into(),
+            incoming_cleared: 1,
+        }
+        .into(),
+        ReturnReceived {
+            qty: 1,
+            rma_id: "R".into(),
+        }
+        .into(),
+        StockMovedToNonSellable {
+            qty: 1,
+            reason: "QC".into(),
+        }
+        .into(),
+        StockMovedToSellable { qty: 1 }.into(),
+        SafetyStockSet { qty: 1 }.into(),
+        reserved("r", 1, at),
+        ReservationConfirmed {
+            reservation_id: "r".into(),
+        }
+        .into(),
+        ReservationReleased {
+            reservation_id: "r".into(),
+            qty: 1,
+        }
+        .into(),
+        ReservationConsumed {
+            reservation_id: "r".into(),
+            qty: 1,
+        }
+        .into(),
+        ReservationExpired {
+            reservation_id: "r".into(),
+            qty: 1,
+        }
+        .into(),
+    ];
+    let mut types = std::collections::BTreeSet::new();
+    for e in &events {
+        let json = serde_json::to_string(e).unwrap();
+        assert_eq!(&serde_json::from_str::<StockEvent>(&json).unwrap(), e);
+        let data = e.payload_json().unwrap();
+        assert_eq!(
+            &StockEvent::decode(e.event_type(), &data).unwrap().unwrap(),
+            e
+        );
+        assert!(e.event_type().ends_with(".v1"));
+        types.insert(e.event_type());
+    }
+    assert_eq!(types.len(), events.len());
+    let v: serde_json::Value = serde_json::from_slice(&events[1].payload_json().unwrap()).unwrap();
+    assert_eq!(v["reasonCode"], "DAMAGED");
+    assert!(StockEvent::decode("Unknown.v1", b"{}").is_none());
+}
