@@ -20,6 +20,7 @@ test:
 ## Benchmarks (release build); results go into BENCHMARKS.md by hand, with the date and machine.
 bench:
 	$(CARGO) bench -p ichigen-shared --bench event_store
+	$(CARGO) bench -p ichigen-inventory --bench reservations
 
 ## Regenerate schema.graphql from the code (a test fails while it is stale).
 schema:

@@ -7,6 +7,7 @@
 //! view, the WMS API and GraphQL follow (issue "Real-time inventory").
 
 pub mod domain;
+pub mod handlers;
 
 /// The stream category of stock (SKU × location): only this service appends to `inventory-…`.
 pub const CATEGORY: &str = "inventory";

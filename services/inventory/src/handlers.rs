@@ -1,0 +1,423 @@
+//! Command handlers for stock: load → decide → append, through one writer per stream.
+//!
+//! A flash sale puts thousands of concurrent reservations on one SKU × location. Optimistic
+//! retries would storm there (every loser reloads and tries again), so every command for a
+//! stream goes to that stream's single in-process writer task. The writer keeps the folded state
+//! in memory, takes whatever commands are queued, decides them in order against the running
+//! state ([`crate::domain::decide_batch`] per job, so a job's lines stand or fall together), and
+//! appends all their events in one append. It still appends with the exact revision it knows,
+//! so another process writing the same stream (one service per process on KurrentDB) causes a
+//! `WrongExpectedVersion`, a reload and a fresh decision — never a lost update or an oversell.
+//!
+//! A writer with nothing to do for [`IDLE`] stops, so memory follows the hot set of streams.
+
+use crate::domain::{decide, decide_batch, InventoryError, StockCommand, StockEvent, StockItem};
+use ichigen_shared::clock::Clock;
+use ichigen_shared::envelope::{Metadata, NewEvent};
+use ichigen_shared::store::{
+    read_whole_stream, DynEventStore, ExpectedRevision, Position, StoreError,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// How long a stream writer waits for work before it stops.
+pub const IDLE: Duration = Duration::from_secs(30);
+/// Most commands one append carries.
+const MAX_JOBS_PER_APPEND: usize = 1024;
+/// Reloads after a conflict with another process before giving up.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The command was refused; `index` is the refused command's place in its job.
+    #[error("command {index} refused: {error}")]
+    Refused { index: usize, error: InventoryError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stream {stream} holds an event this build cannot read: {detail}")]
+    Unreadable { stream: String, detail: String },
+    #[error("stream {0} kept changing under concurrent writers; try again")]
+    Contended(String),
+    #[error("the inventory service is shutting down")]
+    Closed,
+}
+
+/// What an accepted job did.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub events: Vec<StockEvent>,
+    /// Store position reached (wait for it to read your write in the inventory view).
+    pub position: Option<Position>,
+    /// The stock item's buckets after the job.
+    pub levels: StockLevels,
+}
+
+/// The buckets of a stock item (without its reservations, which a hot SKU has thousands of).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockLevels {
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub safety_stock: i64,
+    pub available: i64,
+    pub incoming: i64,
+    pub non_sellable: i64,
+}
+
+impl StockLevels {
+    pub fn of(item: &StockItem) -> Self {
+        StockLevels {
+            on_hand: item.on_hand,
+            reserved: item.reserved,
+            safety_stock: item.safety_stock,
+            available: item.available(),
+            incoming: item.incoming,
+            non_sellable: item.non_sellable,
+        }
+    }
+}
+
+struct Job {
+    commands: Vec<StockCommand>,
+    metadata: Metadata,
+    reply: oneshot::Sender<Result<Accepted, HandlerError>>,
+}
+
+/// The stock command side of the inventory service.
+#[derive(Clone)]
+pub struct StockHandlers {
+    store: DynEventStore,
+    clock: Arc<dyn Clock>,
+    writers: Arc<Mutex<HashMap<String, mpsc::Sender<Job>>>>,
+}
+
+impl StockHandlers {
+    pub fn new(store: DynEventStore, clock: Arc<dyn Clock>) -> Self {
+        StockHandlers {
+            store,
+            clock,
+            writers: Arc::default(),
+        }
+    }
+
+    /// Executes `commands` on one SKU × location as one unit (all accepted or none).
+    pub async fn execute(
+        &self,
+        sku: &str,
+        location: &str,
+        commands: Vec<StockCommand>,
+        metadata: Metadata,
+    ) -> Result<Accepted, HandlerError> {
+        let stream = crate::domain::stream_name(sku, location);
+        let (reply, answer) = oneshot::channel();
+        let mut job = Job {
+            commands,
+            metadata,
+            reply,
+        };
+        // A writer that just stopped for idleness refuses the send: start a new one.
+        for _ in 0..2 {
+            let sender = self.writer_for(&stream);
+            match sender.send(job).await {
+                Ok(()) => return answer.await.map_err(|_| HandlerError::Closed)?,
+                Err(mpsc::error::SendError(returned)) => {
+                    job = returned;
+                    self.forget_writer(&stream, &sender);
+                }
+            }
+        }
+        Err(HandlerError::Closed)
+    }
+
+    /// Reads a stock item's current state from the store (no writer involved).
+    pub async fn load(&self, sku: &str, location: &str) -> Result<StockItem, HandlerError> {
+        let stream = crate::domain::stream_name(sku, location);
+        Ok(load(&self.store, &stream).await?.0)
+    }
+
+    fn writer_for(&self, stream: &str) -> mpsc::Sender<Job> {
+        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = writers.get(stream) {
+            if !sender.is_closed() {
+                return sender.clone();
+            }
+        }
+        let (sender, rx) = mpsc::channel(4096);
+        writers.insert(stream.to_string(), sender.clone());
+        let writer = StreamWriter {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            stream: stream.to_string(),
+            loaded: None,
+        };
+        tokio::spawn(writer.run(rx));
+        sender
+    }
+
+    fn forget_writer(&self, stream: &str, dead: &mpsc::Sender<Job>) {
+        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        if writers.get(stream).is_some_and(|s| s.same_channel(dead)) {
+            writers.remove(stream);
+        }
+    }
+}
+
+/// Loads and folds a stream: the state and the revision it reflects.
+async fn load(
+    store: &DynEventStore,
+    stream: &str,
+) -> Result<(StockItem, Option<u64>), HandlerError> {
+    let recorded = read_whole_stream(store.as_ref(), stream).await?;
+    let mut state = StockItem::default();
+    for r in &recorded {
+        match StockEvent::decode(&r.event_type, &r.data) {
+            Some(Ok(event)) => state.apply(&event),
+            Some(Err(e)) => {
+                return Err(HandlerError::Unreadable {
+                    stream: stream.to_string(),
+                    detail: format!("{} at revision {}: {e}", r.event_type, r.revision),
+                })
+            }
+            // An event type this build does not know: a newer writer's; refuse to decide on
+            // a state we cannot see whole.
+            None => {
+                return Err(HandlerError::Unreadable {
+                    stream: stream.to_string(),
+                    detail: format!("unknown event type {}", r.event_type),
+                })
+            }
+        }
+    }
+    Ok((state, recorded.last().map(|r| r.revision)))
+}
+
+struct StreamWriter {
+    store: DynEventStore,
+    clock: Arc<dyn Clock>,
+    stream: String,
+    /// The folded state and the revision it reflects, once loaded.
+    loaded: Option<(StockItem, Option<u64>)>,
+}
+
+impl StreamWriter {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        loop {
+            let first = match tokio::time::timeout(IDLE, rx.recv()).await {
+                Ok(Some(job)) => job,
+                // Idle or every handle dropped: stop. Jobs sent after this see a closed channel.
+                _ => return,
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_JOBS_PER_APPEND {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.handle(jobs).await;
+        }
+    }
+
+    /// Decides every job against the running state and appends the accepted ones together.
+    async fn handle(&mut self, jobs: Vec<Job>) {
+        let mut attempts = 0;
+        loop {
+            let (mut state, revision) = match self.loaded.take() {
+                Some(loaded) => loaded,
+                None => match load(&self.store, &self.stream).await {
+                    Ok(loaded) => loaded,
+                    Err(e) => return fail_all(jobs, e),
+                },
+            };
+            let now = self.clock.now();
+            let mut decisions = Vec::with_capacity(jobs.len());
+            let mut new_events = Vec::new();
+            // Decided in place: if the append fails the state is dropped and reloaded, so no
+            // copy of a hot SKU's thousands of reservations is made per batch.
+            for job in &jobs {
+                let decided = match job.commands.as_slice() {
+                    [single] => decide(&state, single, now).map_err(|e| (0, e)),
+                    // A bundle is decided on a scratch copy: all or nothing.
+                    many => decide_batch(&state, many, now),
+                };
+                match decided {
+                    Ok(events) => {
+                        for event in &events {
+                            state.apply(event);
+                            match event.payload_json() {
+                                Ok(data) => new_events.push(NewEvent {
+                                    id: Uuid::new_v4(),
+                                    event_type: event.event_type().to_string(),
+                                    data,
+                                    metadata: job.metadata.clone(),
+                                }),
+                                Err(e) => {
+                                    return fail_all(
+                                        jobs,
+                                        HandlerError::Unreadable {
+                                            stream: self.stream.clone(),
+                                            detail: e.to_string(),
+                                        },
+                                    )
+                                }
+                            }
+                        }
+                        decisions.push(Ok((events, StockLevels::of(&state))));
+                    }
+                    Err((index, error)) => decisions.push(Err((index, error))),
+                }
+            }
+            if new_events.is_empty() {
+                // Only refusals and no-op retries: nothing to write.
+                self.loaded = Some((state, revision));
+                return answer(jobs, decisions, None);
+            }
+            match self
+                .store
+                .append(&self.stream, ExpectedRevision::after(revision), new_events)
+                .await
+            {
+                Ok(result) => {
+                    self.loaded = Some((state, Some(result.next_expected)));
+                    return answer(jobs, decisions, Some(result.position));
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) if attempts < MAX_CONFLICT_RETRIES => {
+                    // Another process wrote the stream: reload and decide again.
+                    attempts += 1;
+                    self.loaded = None;
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    return fail_all(jobs, HandlerError::Contended(self.stream.clone()))
+                }
+                Err(e) => {
+                    // Unknown outcome (the append may have landed): reload next time.
+                    self.loaded = None;
+                    return fail_all(jobs, HandlerError::Store(e));
+                }
+            }
+        }
+    }
+}
+
+type Decision = Result<(Vec<StockEvent>, StockLevels), (usize, InventoryError)>;
+
+fn answer(jobs: Vec<Job>, decisions: Vec<Decision>, position: Option<Position>) {
+    for (job, decision) in jobs.into_iter().zip(decisions) {
+        let outcome = match decision {
+            Ok((events, levels)) => Ok(Accepted {
+                position: if events.is_empty() { None } else { position },
+                events,
+                levels,
+            }),
+            Err((index, error)) => Err(HandlerError::Refused { index, error }),
+        };
+        let _ = job.reply.send(outcome);
+    }
+}
+
+/// Answers every job with the same failure (store errors are not `Clone`, so each gets the
+/// failure rebuilt from its text, keeping its kind where it matters to callers).
+fn fail_all(jobs: Vec<Job>, error: HandlerError) {
+    let message = error.to_string();
+    let rebuild = |e: &HandlerError| match e {
+        HandlerError::Contended(s) => HandlerError::Contended(s.clone()),
+        HandlerError::Closed => HandlerError::Closed,
+        HandlerError::Unreadable { stream, detail } => HandlerError::Unreadable {
+            stream: stream.clone(),
+            detail: detail.clone(),
+        },
+        _ => HandlerError::Store(StoreError::Io(message.clone())),
+    };
+    let mut jobs = jobs.into_iter();
+    if let Some(first) = jobs.next() {
+        for job in jobs {
+            let _ = job.reply.send(Err(rebuild(&error)));
+        }
+        let _ = first.reply.send(Err(error));
+    }
+}
+
+/// One line of a multi-line reservation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReserveLine {
+    pub sku: String,
+    pub location: String,
+    pub qty: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("reservation refused: {}", .refused.iter().map(|(i, e)| format!("line {i}: {e}")).collect::<Vec<_>>().join("; "))]
+pub struct ReserveLinesError {
+    /// The refused lines (index into the request) and why.
+    pub refused: Vec<(usize, HandlerError)>,
+}
+
+impl StockHandlers {
+    /// Reserves several lines across locations, all or nothing from the caller's view: lines on
+    /// the same SKU × location are decided together in one job; if any stream refuses, the
+    /// reservations already made are released before the error returns. Reservation ids are
+    /// `<owner>#<line index>`.
+    pub async fn reserve_lines(
+        &self,
+        owner: &str,
+        lines: &[ReserveLine],
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        metadata: Metadata,
+    ) -> Result<Vec<Accepted>, ReserveLinesError> {
+        let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let key = (line.sku.clone(), line.location.clone());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let attempts = groups.iter().map(|((sku, location), idx)| {
+            let commands = idx
+                .iter()
+                .map(|i| StockCommand::Reserve {
+                    reservation_id: format!("{owner}#{i}"),
+                    owner: owner.to_string(),
+                    qty: lines[*i].qty,
+                    expires_at,
+                })
+                .collect();
+            self.execute(sku, location, commands, metadata.clone())
+        });
+        let results = futures::future::join_all(attempts).await;
+        if results.iter().all(Result::is_ok) {
+            return Ok(results.into_iter().flatten().collect());
+        }
+        let mut refused = Vec::new();
+        let mut undo = Vec::new();
+        for (((sku, location), idx), result) in groups.iter().zip(results) {
+            match result {
+                Ok(_) => undo.push((sku, location, idx)),
+                Err(HandlerError::Refused { index, error }) => refused.push((
+                    idx.get(index).copied().unwrap_or(idx[0]),
+                    HandlerError::Refused {
+                        index: idx.get(index).copied().unwrap_or(idx[0]),
+                        error,
+                    },
+                )),
+                Err(other) => refused.push((idx[0], other)),
+            }
+        }
+        for (sku, location, idx) in undo {
+            let release = idx
+                .iter()
+                .map(|i| StockCommand::Release {
+                    reservation_id: format!("{owner}#{i}"),
+                })
+                .collect();
+            if let Err(e) = self.execute(sku, location, release, metadata.clone()).await {
+                // Left for the expiry process: the hold has an expiry, or staff release it.
+                tracing::error!(%sku, %location, error = %e, "could not undo a partial reservation");
+            }
+        }
+        refused.sort_by_key(|(i, _)| *i);
+        Err(ReserveLinesError { refused })
+    }
+}
