@@ -104,7 +104,23 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
     if settings.demo.seed {
         tracing::info!("demo data set: nothing to seed until the inventory service lands");
     }
-    let readiness = Readiness::default();
+    let mut readiness = Readiness::default();
+    if target.runs(Target::Inventory) {
+        // Cart holds that ran out are released by the inventory service's expiry process.
+        use ichigen_inventory::process::expiry::{ExpiryProcess, HoldTracker};
+        let clock: Arc<dyn ichigen_shared::clock::Clock> =
+            Arc::new(ichigen_shared::clock::SystemClock);
+        let handlers =
+            ichigen_inventory::handlers::StockHandlers::new(store.clone(), clock.clone());
+        let tracker = Arc::new(HoldTracker::default());
+        readiness
+            .projections
+            .push(ichigen_shared::projection::spawn(
+                store.clone(),
+                tracker.clone(),
+            ));
+        ExpiryProcess::new(tracker, handlers, clock).spawn(Duration::from_secs(5));
+    }
     let graphql_settings = GraphqlSettings {
         depth_limit: settings.graphql.depth_limit,
         complexity_limit: settings.graphql.complexity_limit,

@@ -8,6 +8,7 @@
 
 pub mod domain;
 pub mod handlers;
+pub mod process;
 
 /// The stream category of stock (SKU × location): only this service appends to `inventory-…`.
 pub const CATEGORY: &str = "inventory";

@@ -1,0 +1,171 @@
+//! Releasing holds that ran out: reservations with an `expires_at` (cart holds) that were not
+//! confirmed in time.
+//!
+//! [`HoldTracker`] is a projection of the holds that can still expire. [`ExpiryProcess`] asks it
+//! which streams have a hold due at the clock's `now` and sends those streams
+//! `ExpireReservations`, which the domain decides (and which is a no-op when nothing is due).
+//! Nothing is checkpointed: the tracker is rebuilt from the store on start, and expiring twice
+//! changes nothing, so a crash or a replay is harmless.
+
+use crate::domain::{StockCommand, StockEvent};
+use crate::handlers::{HandlerError, StockHandlers};
+use chrono::{DateTime, Utc};
+use ichigen_shared::auth::Actor;
+use ichigen_shared::clock::Clock;
+use ichigen_shared::envelope::{Metadata, RecordedEvent};
+use ichigen_shared::projection::Projection;
+use ichigen_shared::store::SubscriptionFilter;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Holds {
+    /// (expires at, stream, reservation id), soonest first.
+    due: BTreeSet<(DateTime<Utc>, String, String)>,
+    /// (stream, reservation id) → expires at, to remove an entry when the hold closes.
+    by_id: HashMap<(String, String), DateTime<Utc>>,
+}
+
+/// Holds that can still expire, from the inventory streams.
+#[derive(Default)]
+pub struct HoldTracker {
+    holds: Mutex<Holds>,
+}
+
+impl HoldTracker {
+    /// Streams with at least one hold due at `now`.
+    pub fn due_streams(&self, now: DateTime<Utc>) -> Vec<String> {
+        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        let streams: BTreeSet<&String> = holds
+            .due
+            .iter()
+            .take_while(|(at, _, _)| *at <= now)
+            .map(|(_, stream, _)| stream)
+            .collect();
+        streams.into_iter().cloned().collect()
+    }
+
+    /// Forgets the holds of `stream` due at `now` (expired, or already closed).
+    fn forget_due(&self, stream: &str, now: DateTime<Utc>) {
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<_> = holds
+            .due
+            .iter()
+            .take_while(|(at, _, _)| *at <= now)
+            .filter(|(_, s, _)| s == stream)
+            .cloned()
+            .collect();
+        for entry in gone {
+            holds.by_id.remove(&(entry.1.clone(), entry.2.clone()));
+            holds.due.remove(&entry);
+        }
+    }
+
+    /// Holds still tracked (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.holds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .due
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Projection for HoldTracker {
+    fn name(&self) -> &'static str {
+        "inventory-hold-expiry"
+    }
+
+    fn filter(&self) -> SubscriptionFilter {
+        SubscriptionFilter::categories([crate::CATEGORY])
+    }
+
+    fn apply(&self, events: &[RecordedEvent]) {
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        for recorded in events {
+            let Some(Ok(event)) = StockEvent::decode(&recorded.event_type, &recorded.data) else {
+                continue;
+            };
+            let stream = recorded.stream.to_string();
+            let closed = match event {
+                StockEvent::Reserved(r) => {
+                    if let Some(at) = r.expires_at {
+                        holds
+                            .due
+                            .insert((at, stream.clone(), r.reservation_id.clone()));
+                        holds.by_id.insert((stream, r.reservation_id), at);
+                    }
+                    continue;
+                }
+                StockEvent::ReservationConfirmed(e) => e.reservation_id,
+                StockEvent::ReservationReleased(e) => e.reservation_id,
+                StockEvent::ReservationExpired(e) => e.reservation_id,
+                _ => continue,
+            };
+            if let Some(at) = holds.by_id.remove(&(stream.clone(), closed.clone())) {
+                holds.due.remove(&(at, stream, closed));
+            }
+        }
+    }
+}
+
+/// Sends `ExpireReservations` to every stream with a hold due.
+pub struct ExpiryProcess {
+    pub tracker: Arc<HoldTracker>,
+    handlers: StockHandlers,
+    clock: Arc<dyn Clock>,
+}
+
+impl ExpiryProcess {
+    pub fn new(tracker: Arc<HoldTracker>, handlers: StockHandlers, clock: Arc<dyn Clock>) -> Self {
+        ExpiryProcess {
+            tracker,
+            handlers,
+            clock,
+        }
+    }
+
+    /// One pass at the clock's `now`: returns how many holds expired.
+    pub async fn run_once(&self) -> Result<usize, HandlerError> {
+        let now = self.clock.now();
+        let mut expired = 0;
+        for stream in self.tracker.due_streams(now) {
+            let Some((sku, location)) = stream
+                .strip_prefix("inventory-")
+                .and_then(|rest| rest.rsplit_once('@'))
+            else {
+                continue;
+            };
+            let accepted = self
+                .handlers
+                .execute(
+                    sku,
+                    location,
+                    vec![StockCommand::ExpireReservations],
+                    Metadata::new(Actor::system("hold-expiry")),
+                )
+                .await?;
+            expired += accepted.events.len();
+            self.tracker.forget_due(&stream, now);
+        }
+        Ok(expired)
+    }
+
+    /// Runs a pass every `every` until the runtime stops.
+    pub fn spawn(self, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.run_once().await {
+                    tracing::warn!(error = %e, "hold expiry pass failed; retried next tick");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! Reactions of the inventory service to events (its own or other services').
+
+pub mod expiry;
