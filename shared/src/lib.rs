@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod envelope;
+pub mod graphql;
 pub mod ids;
 pub mod money;
 pub mod projection;

@@ -19,6 +19,8 @@
 //!   returns.
 
 use super::RequestContext;
+use crate::auth::{Actor, Role};
+use crate::money::Money;
 use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::extensions::NextSubscribe;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
@@ -28,8 +30,6 @@ use async_graphql::{
 use base64::Engine;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use ichigen_shared::auth::{Actor, Role};
-use ichigen_shared::money::Money;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
@@ -54,6 +54,8 @@ pub enum ErrorCode {
     Conflict,
     /// Not enough available-to-promise stock for the request.
     InsufficientStock,
+    /// The location is deactivated: it takes no stock movements or new reservations.
+    LocationInactive,
     /// A fault on our side; the message carries the correlation id to quote.
     Internal,
 }
@@ -68,6 +70,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::InsufficientStock => "INSUFFICIENT_STOCK",
+            ErrorCode::LocationInactive => "LOCATION_INACTIVE",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -1,5 +1,7 @@
 //! Who acts: the roles a bearer token can carry and the actor recorded in every event.
 
+pub mod jwt;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
