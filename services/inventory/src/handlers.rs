@@ -11,7 +11,11 @@
 //!
 //! A writer with nothing to do for [`IDLE`] stops, so memory follows the hot set of streams.
 
-use crate::domain::{decide, decide_batch, InventoryError, StockCommand, StockEvent, StockItem};
+pub mod locations;
+
+use crate::domain::{
+    decide, decide_batch, InventoryError, StockCommand, StockEvent, StockItem, StockLevels,
+};
 use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Metadata, NewEvent};
 use ichigen_shared::store::{
@@ -55,30 +59,6 @@ pub struct Accepted {
     pub levels: StockLevels,
 }
 
-/// The buckets of a stock item (without its reservations, which a hot SKU has thousands of).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StockLevels {
-    pub on_hand: i64,
-    pub reserved: i64,
-    pub safety_stock: i64,
-    pub available: i64,
-    pub incoming: i64,
-    pub non_sellable: i64,
-}
-
-impl StockLevels {
-    pub fn of(item: &StockItem) -> Self {
-        StockLevels {
-            on_hand: item.on_hand,
-            reserved: item.reserved,
-            safety_stock: item.safety_stock,
-            available: item.available(),
-            incoming: item.incoming,
-            non_sellable: item.non_sellable,
-        }
-    }
-}
-
 struct Job {
     commands: Vec<StockCommand>,
     metadata: Metadata,
@@ -91,6 +71,9 @@ pub struct StockHandlers {
     store: DynEventStore,
     clock: Arc<dyn Clock>,
     writers: Arc<Mutex<HashMap<String, mpsc::Sender<Job>>>>,
+    /// Refuses movements at unknown or inactive locations; `None` only in benches and tests of
+    /// the writer itself.
+    locations: Option<locations::LocationCheck>,
 }
 
 impl StockHandlers {
@@ -99,6 +82,50 @@ impl StockHandlers {
             store,
             clock,
             writers: Arc::default(),
+            locations: None,
+        }
+    }
+
+    /// Checks every command's location first: defined, and active for movements and new
+    /// reservations (closing out reservations stays possible at an inactive location).
+    pub fn with_location_check(mut self, check: locations::LocationCheck) -> Self {
+        self.locations = Some(check);
+        self
+    }
+
+    /// Refuses bad identifiers and unusable locations before anything is queued.
+    async fn check_target(
+        &self,
+        sku: &str,
+        location: &str,
+        commands: &[StockCommand],
+    ) -> Result<(), HandlerError> {
+        let refuse = |error| HandlerError::Refused { index: 0, error };
+        crate::domain::validate_sku(sku).map_err(refuse)?;
+        crate::domain::location::validate_code(location).map_err(|e| match e {
+            InventoryError::InvalidLocation { reason, .. } => {
+                refuse(InventoryError::InvalidInput {
+                    field: "location",
+                    reason,
+                })
+            }
+            other => refuse(other),
+        })?;
+        if commands.is_empty() {
+            return Err(refuse(InventoryError::InvalidInput {
+                field: "commands",
+                reason: "must not be empty",
+            }));
+        }
+        let Some(check) = &self.locations else {
+            return Ok(());
+        };
+        match commands.iter().position(needs_active_location) {
+            Some(index) => check
+                .require_active(location)
+                .await
+                .map_err(|e| e.at_index(index)),
+            None => check.require_known(location).await,
         }
     }
 
@@ -110,6 +137,7 @@ impl StockHandlers {
         commands: Vec<StockCommand>,
         metadata: Metadata,
     ) -> Result<Accepted, HandlerError> {
+        self.check_target(sku, location, &commands).await?;
         let stream = crate::domain::stream_name(sku, location);
         let (reply, answer) = oneshot::channel();
         let mut job = Job {
@@ -160,6 +188,38 @@ impl StockHandlers {
         let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
         if writers.get(stream).is_some_and(|s| s.same_channel(dead)) {
             writers.remove(stream);
+        }
+    }
+}
+
+/// Commands that put stock into play at a location: refused where the location is inactive.
+/// Releasing, confirming, consuming and expiring reservations, and shipping stock out on a
+/// transfer, stay possible so that a closing store can be emptied.
+fn needs_active_location(command: &StockCommand) -> bool {
+    !matches!(
+        command,
+        StockCommand::Release { .. }
+            | StockCommand::Confirm { .. }
+            | StockCommand::Consume { .. }
+            | StockCommand::ExpireReservations
+            | StockCommand::TransferOut { .. }
+    )
+}
+
+impl HandlerError {
+    /// The same refusal, blamed on command `index` of the job.
+    fn at_index(self, index: usize) -> Self {
+        match self {
+            HandlerError::Refused { error, .. } => HandlerError::Refused { index, error },
+            other => other,
+        }
+    }
+
+    /// The domain refusal, when this is one.
+    pub fn refusal(&self) -> Option<&InventoryError> {
+        match self {
+            HandlerError::Refused { error, .. } => Some(error),
+            _ => None,
         }
     }
 }

@@ -6,9 +6,15 @@
 //! So far: the pure [`domain`] (stock ledger, reservations, locations). Handlers, the inventory
 //! view, the WMS API and GraphQL follow (issue "Real-time inventory").
 
+pub mod api;
 pub mod domain;
+pub mod graphql;
 pub mod handlers;
 pub mod process;
+pub mod projections;
+pub mod service;
+
+pub use service::InventoryService;
 
 /// The stream category of stock (SKU × location): only this service appends to `inventory-…`.
 pub const CATEGORY: &str = "inventory";

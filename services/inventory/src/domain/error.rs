@@ -54,6 +54,9 @@ pub enum InventoryError {
     /// Consuming more than the reservation still holds.
     #[error("cannot consume {requested}: the reservation holds {reserved}")]
     ExceedsReservation { requested: i64, reserved: i64 },
+    /// The SKU has no stock record at this location (never received, counted or announced).
+    #[error("the SKU is not stocked at this location (no receipt, count or transfer yet)")]
+    UnknownSku,
     /// A location field failed validation.
     #[error("location {field} is invalid: {reason}")]
     InvalidLocation {
@@ -85,7 +88,7 @@ impl InventoryError {
                 "CONFLICT"
             }
             LocationExists { .. } => "CONFLICT",
-            ReservationNotFound { .. } | UnknownLocation { .. } => "NOT_FOUND",
+            ReservationNotFound { .. } | UnknownLocation { .. } | UnknownSku => "NOT_FOUND",
             LocationInactive { .. } => "LOCATION_INACTIVE",
         }
     }
@@ -109,6 +112,7 @@ impl InventoryError {
             LocationExists { .. } | UnknownLocation { .. } | LocationInactive { .. } => {
                 Some("code")
             }
+            UnknownSku => Some("sku"),
         }
     }
 }

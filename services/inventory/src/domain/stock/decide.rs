@@ -78,6 +78,22 @@ pub enum StockCommand {
     ExpireReservations,
 }
 
+impl StockCommand {
+    /// Commands that only make sense on stock that exists here. Receipts, counts, announced
+    /// transfers, returns and safety stock may be the first thing that happens to a SKU at a
+    /// location; reservation commands name a reservation and fail on their own.
+    fn needs_existing_stock(&self) -> bool {
+        matches!(
+            self,
+            StockCommand::Adjust { .. }
+                | StockCommand::TransferOut { .. }
+                | StockCommand::MoveToNonSellable { .. }
+                | StockCommand::MoveToSellable { .. }
+                | StockCommand::Reserve { .. }
+        )
+    }
+}
+
 /// Decides one command against the folded state. Pure: no clock reads, no I/O; `now` is only
 /// used for expiries. `Ok(vec![])` means "already done" (an idempotent retry).
 pub fn decide(
@@ -87,6 +103,9 @@ pub fn decide(
 ) -> Result<Vec<StockEvent>, InventoryError> {
     use StockCommand as C;
     let one = |e: StockEvent| Ok(vec![e]);
+    if !state.known && command.needs_existing_stock() {
+        return Err(InventoryError::UnknownSku);
+    }
     match command {
         C::ReceiveGoods { qty, reference } => {
             let qty = positive("qty", *qty)?;

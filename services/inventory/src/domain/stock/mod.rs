@@ -104,6 +104,10 @@ pub struct Reservation {
 /// The folded state of one SKU × location.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StockItem {
+    /// Whether anything ever happened to this SKU here. Without a catalog (orders bring one),
+    /// a SKU × location with no history is an unknown SKU for every command that needs stock
+    /// to exist (reserve, adjust, move, transfer out).
+    pub known: bool,
     pub on_hand: i64,
     pub reserved: i64,
     pub safety_stock: i64,
@@ -149,6 +153,7 @@ impl StockItem {
     /// Applies one event. Never fails: `decide` validated it (including overflow) before it was
     /// stored; saturating arithmetic only keeps a corrupt history from panicking.
     pub fn apply(&mut self, event: &StockEvent) {
+        self.known = true;
         match event {
             StockEvent::GoodsReceived(e) => self.on_hand = self.on_hand.saturating_add(e.qty),
             StockEvent::StockAdjusted(e) => self.on_hand = self.on_hand.saturating_add(e.delta),
@@ -218,6 +223,31 @@ impl StockItem {
                 r.quantity = 0;
                 r.status = status;
             }
+        }
+    }
+}
+
+/// The buckets of a stock item (without its reservations, which a hot SKU has thousands of):
+/// what handlers answer with and what the inventory view keeps per SKU × location.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockLevels {
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub safety_stock: i64,
+    pub available: i64,
+    pub incoming: i64,
+    pub non_sellable: i64,
+}
+
+impl StockLevels {
+    pub fn of(item: &StockItem) -> Self {
+        StockLevels {
+            on_hand: item.on_hand,
+            reserved: item.reserved,
+            safety_stock: item.safety_stock,
+            available: item.available(),
+            incoming: item.incoming,
+            non_sellable: item.non_sellable,
         }
     }
 }

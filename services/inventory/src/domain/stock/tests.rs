@@ -792,3 +792,47 @@ fn every_event_round_trips() {
     assert_eq!(v["reasonCode"], "DAMAGED");
     assert!(StockEvent::decode("Unknown.v1", b"{}").is_none());
 }
+
+#[test]
+fn a_sku_with_no_history_here_is_unknown_to_commands_that_need_stock() {
+    let nothing = given(&[]);
+    let needs_stock = [
+        reserve("r1", 1),
+        StockCommand::Adjust {
+            delta: 1,
+            reason_code: "FOUND".into(),
+            reference: None,
+        },
+        StockCommand::TransferOut {
+            qty: 1,
+            to_location: "S2".into(),
+            transfer_id: "T1".into(),
+        },
+        StockCommand::MoveToNonSellable {
+            qty: 1,
+            reason: "DAMAGED".into(),
+        },
+        StockCommand::MoveToSellable { qty: 1 },
+    ];
+    for cmd in needs_stock {
+        assert_eq!(when(&nothing, cmd.clone()), Err(E::UnknownSku), "{cmd:?}");
+    }
+    assert_eq!(E::UnknownSku.code(), "NOT_FOUND");
+    assert_eq!(E::UnknownSku.field(), Some("sku"));
+    // What may be the first fact about a SKU at a location.
+    let (_, counted) = then_one(&nothing, StockCommand::CountCycle { counted: 0 });
+    assert!(counted.known);
+    // Known now, even with nothing on hand: a reservation is refused for stock, not identity.
+    assert!(matches!(
+        when(&counted, reserve("r1", 1)),
+        Err(E::InsufficientStock { .. })
+    ));
+    assert!(when(
+        &nothing,
+        StockCommand::ReceiveGoods {
+            qty: 1,
+            reference: None
+        }
+    )
+    .is_ok());
+}
