@@ -25,6 +25,15 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, target: Target) -> TestServer {
+        Self::start_with(dir, target, |_| {}).await
+    }
+
+    /// Starts with the test settings, changed by `tweak` (e.g. `demo.seed = true`).
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        target: Target,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> TestServer {
         let mut settings = Settings::default();
         settings.store.path = dir.path().to_path_buf();
         settings.http.bind = "127.0.0.1:0".into();
@@ -32,6 +41,7 @@ impl TestServer {
         // Open subscriptions would hold a graceful stop for the whole timeout.
         settings.http.shutdown_timeout_secs = 1;
         settings.auth.secret = TEST_SECRET.into();
+        tweak(&mut settings);
         let running = serve::start(settings.clone(), target).await.unwrap();
         TestServer {
             running,

@@ -10,7 +10,7 @@
 //! The committed `schema.graphql` at the workspace root is [`sdl`]'s output; a test fails when
 //! they differ, so every schema change shows up in review (`make schema` regenerates it).
 
-pub mod conventions;
+pub use ichigen_shared::graphql::conventions;
 mod endpoint;
 pub mod events;
 pub mod viewer;
@@ -20,41 +20,33 @@ mod tests;
 
 pub use endpoint::{configure, GRAPHQL_PATH};
 
-use async_graphql::{
-    Context, EmptyMutation, MergedObject, MergedSubscription, Schema, SchemaBuilder,
-};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use conventions::{gql_error, ErrorCode, ErrorCodeDefaults, MoneyInput, MoneyObject, UserError};
-use ichigen_shared::auth::Actor;
 use ichigen_shared::store::DynEventStore;
-use uuid::Uuid;
 
-/// Who is asking and on behalf of which outside request. The HTTP and WebSocket layers insert
-/// it into every operation; resolvers read it through [`conventions::require_role`] /
-/// [`conventions::request_context`], and command handlers copy it into event metadata.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestContext {
-    pub actor: Actor,
-    /// Shared by every event the request leads to (design.md, envelope metadata).
-    pub correlation_id: Uuid,
-}
+pub use ichigen_shared::graphql::RequestContext;
 
 /// Everything Ichigen lets a caller read.
 // Each feature adds its query object to this tuple; `MergedObject` flattens them into one
 // `Query` type (field names must not collide).
 #[derive(MergedObject, Default)]
-pub struct Query(viewer::ViewerQuery, events::EventStoreQuery);
+pub struct Query(
+    viewer::ViewerQuery,
+    events::EventStoreQuery,
+    ichigen_inventory::graphql::InventoryQuery,
+);
 
-/// The mutation root. There are no mutations yet, and GraphQL forbids an empty object type,
-/// so this is `EmptyMutation` (which leaves `Mutation` out of the schema). The first feature
-/// with a mutation replaces it with
-/// `#[derive(MergedObject, Default)] pub struct Mutation(OrderMutation, …);` — the schema
-/// type, [`build_schema`] and [`sdl`] need no other change.
-pub type Mutation = EmptyMutation;
+/// Everything Ichigen lets a caller change. Each service adds its mutation object.
+#[derive(MergedObject, Default)]
+pub struct Mutation(ichigen_inventory::graphql::InventoryMutation);
 
 /// Live feeds.
 // Features add their subscription objects to the tuple.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(events::EventFeedSubscription);
+pub struct Subscription(
+    events::EventFeedSubscription,
+    ichigen_inventory::graphql::InventorySubscription,
+);
 
 pub type IchigenSchema = Schema<Query, Mutation, Subscription>;
 
@@ -86,6 +78,8 @@ impl Default for GraphqlSettings {
 #[derive(Clone)]
 pub struct SchemaDeps {
     pub store: DynEventStore,
+    /// The inventory service's handlers and view (shared with its HTTP API and processes).
+    pub inventory: ichigen_inventory::InventoryService,
 }
 
 /// The schema with its dependencies and limits, ready to serve.
@@ -93,6 +87,7 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
     builder()
         .limit_depth(settings.depth_limit)
         .limit_complexity(settings.complexity_limit)
+        .data(deps.inventory.clone())
         .data(deps)
         .finish()
 }

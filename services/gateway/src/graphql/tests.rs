@@ -4,13 +4,14 @@ use super::*;
 use crate::auth::JwtAuth;
 use async_graphql::{Request, Response, Value};
 use futures::StreamExt;
-use ichigen_shared::auth::Role;
+use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::envelope::{Metadata, NewEvent};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use ichigen_shared::store::{EventStore, ExpectedRevision};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 fn actor(role: Role) -> Actor {
     Actor {
@@ -258,9 +259,15 @@ async fn fixture() -> Fixture {
     let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
         .await
         .unwrap();
+    let dyn_store: ichigen_shared::store::DynEventStore = Arc::new(store.clone());
+    let inventory = ichigen_inventory::InventoryService::start(
+        dyn_store.clone(),
+        Arc::new(ichigen_shared::clock::SystemClock),
+    );
     let schema = build_schema(
         SchemaDeps {
-            store: Arc::new(store.clone()),
+            store: dyn_store,
+            inventory,
         },
         &GraphqlSettings::default(),
     );

@@ -1,0 +1,121 @@
+//! The inventory part of the GraphQL schema; the gateway merges it into its roots.
+//!
+//! - Public (any caller): `locations`, `location`, `availability`, `nearbyStores`, and the
+//!   `availabilityChanged` subscription. Storefronts and the store app read these.
+//! - Staff and admin: `stockLevels` and `stockMovements` (who, when, why, reference) — store
+//!   staff for their own store only, CS agents and admins for every location.
+//! - Mutations: ADMIN manages locations; store staff adjust, count and set safety stock at
+//!   their own store (admins anywhere).
+//!
+//! Reads come from the in-memory inventory view. Every write returns the store `position` it
+//! reached; reads take `atLeast: position` to wait until the view shows that write.
+
+mod mutation;
+mod query;
+mod subscription;
+pub mod types;
+
+pub use mutation::InventoryMutation;
+pub use query::InventoryQuery;
+pub use subscription::InventorySubscription;
+
+use crate::domain::InventoryError;
+use crate::handlers::HandlerError;
+use crate::InventoryService;
+use async_graphql::{Context, ID};
+use ichigen_shared::auth::{Actor, Role};
+use ichigen_shared::graphql::conventions::{
+    decode_id, gql_error, internal_error, ErrorCode, UserError,
+};
+use ichigen_shared::store::Position;
+
+/// The inventory service, put into the schema's data by the gateway.
+pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a InventoryService> {
+    ctx.data_opt::<InventoryService>().ok_or_else(|| {
+        gql_error(
+            ErrorCode::Internal,
+            "the schema was built without the inventory service (gateway wiring bug)",
+        )
+    })
+}
+
+/// The location code inside a location id (argument `field`).
+pub(crate) fn location_code(id: &ID, field: &str) -> Result<String, UserError> {
+    decode_id(types::LOCATION_TYPE, id).map_err(|e| e.at(&[field]))
+}
+
+/// Store staff act for their own store only; other roles passed `require_role` already.
+pub(crate) fn require_store_scope(actor: &Actor, location: &str) -> async_graphql::Result<()> {
+    if actor.role == Role::StoreStaff && actor.store_id.as_deref() != Some(location) {
+        return Err(gql_error(
+            ErrorCode::Forbidden,
+            format!(
+                "store staff of {} may not act on location {location}",
+                actor.store_id.as_deref().unwrap_or("no store")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Waits for `atLeast` (read-your-writes) before a read.
+pub(crate) async fn wait_at_least(
+    ctx: &Context<'_>,
+    at_least: Option<&str>,
+) -> async_graphql::Result<()> {
+    let Some(text) = at_least else {
+        return Ok(());
+    };
+    let position = text.trim().parse::<Position>().map_err(|_| {
+        UserError::invalid(
+            &["atLeast"],
+            format!("{text:?} is not a position returned by this API"),
+        )
+    })?;
+    service(ctx)?
+        .wait_for(Some(position))
+        .await
+        .map_err(|e| gql_error(ErrorCode::Internal, format!("{e}; retry the read")))
+}
+
+/// Event metadata for a command this request causes (actor, correlation id).
+pub(crate) fn request_context_metadata(
+    ctx: &Context<'_>,
+) -> async_graphql::Result<ichigen_shared::envelope::Metadata> {
+    Ok(ichigen_shared::graphql::conventions::request_context(ctx)?.metadata())
+}
+
+/// The API code of a domain refusal.
+pub(crate) fn error_code(error: &InventoryError) -> ErrorCode {
+    match error.code() {
+        "INSUFFICIENT_STOCK" => ErrorCode::InsufficientStock,
+        "CONFLICT" => ErrorCode::Conflict,
+        "NOT_FOUND" => ErrorCode::NotFound,
+        "LOCATION_INACTIVE" => ErrorCode::LocationInactive,
+        _ => ErrorCode::InvalidInput,
+    }
+}
+
+/// A domain refusal as a payload error, its field placed under `input`.
+pub(crate) fn user_error(error: &InventoryError) -> UserError {
+    let mut field = vec!["input"];
+    if let Some(f) = error.field() {
+        field.extend(f.split('.'));
+    }
+    UserError::new(error_code(error), &field, error.to_string())
+}
+
+/// Refusals become payload errors; everything else is a top-level error.
+pub(crate) fn payload_errors(
+    ctx: &Context<'_>,
+    error: HandlerError,
+) -> async_graphql::Result<Vec<UserError>> {
+    match error {
+        HandlerError::Refused { error, .. } => Ok(vec![user_error(&error)]),
+        HandlerError::Contended(_) => Err(gql_error(
+            ErrorCode::Conflict,
+            "the stock changed under too many concurrent writers; try again",
+        )),
+        other => Err(internal_error(ctx, "the inventory command failed", &other)),
+    }
+}
