@@ -10,6 +10,7 @@
 //! Each figure is the median of `ICHIGEN_BENCH_RUNS` runs (default 3). Prints a Markdown table.
 
 use ichigen_shared::auth::Actor;
+use ichigen_shared::benchkit::{median, percentile, runs};
 use ichigen_shared::envelope::{Metadata, NewEvent};
 use ichigen_shared::store::embedded::{schema, EmbeddedOptions, EmbeddedStore};
 use ichigen_shared::store::{EventStore, ExpectedRevision, SubscribeFrom, SubscriptionFilter};
@@ -18,26 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-fn runs() -> usize {
-    std::env::var("ICHIGEN_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
 
 fn new_event(i: u64) -> NewEvent {
     NewEvent {

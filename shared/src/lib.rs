@@ -5,6 +5,7 @@
 //! store and through the service traits the gateway wires together.
 
 pub mod auth;
+pub mod benchkit;
 pub mod clock;
 pub mod config;
 pub mod envelope;

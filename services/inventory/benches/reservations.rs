@@ -6,6 +6,7 @@
 use ichigen_inventory::domain::StockCommand;
 use ichigen_inventory::handlers::StockHandlers;
 use ichigen_shared::auth::Actor;
+use ichigen_shared::benchkit::{median, percentile, runs};
 use ichigen_shared::clock::SystemClock;
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -15,25 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 1000;
-
-fn runs() -> usize {
-    std::env::var("ICHIGEN_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted
-        .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
-        .copied()
-        .unwrap_or_default()
-}
 
 /// Reserves `total` single units from `CLIENTS` clients over `skus` SKUs at one store; returns
 /// reservations/s and p99 latency, after checking that nothing was oversold.

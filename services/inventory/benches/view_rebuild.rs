@@ -24,6 +24,7 @@ use ichigen_inventory::domain::{
 };
 use ichigen_inventory::projections::{Channel, InventoryView};
 use ichigen_shared::auth::Actor;
+use ichigen_shared::benchkit::{median, runs};
 use ichigen_shared::envelope::{Metadata, NewEvent, RecordedEvent};
 use ichigen_shared::projection::{self, Projection};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -44,18 +45,6 @@ const EVENTS: usize = ROWS + LOCATIONS.len();
 const APPENDERS: usize = 4096;
 /// Events per `apply` in the pure baseline: the runtime's batch size.
 const BATCH: usize = 2048;
-
-fn runs() -> usize {
-    std::env::var("ICHIGEN_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn sku(row: usize) -> String {
     format!("SKU-{:06}", row / LOCATIONS.len())
