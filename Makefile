@@ -21,6 +21,8 @@ test:
 bench:
 	$(CARGO) bench -p ichigen-shared --bench event_store
 	$(CARGO) bench -p ichigen-inventory --bench reservations
+	$(CARGO) bench -p ichigen-inventory --bench view_rebuild
+	$(CARGO) bench -p ichigen-gateway --bench availability
 
 ## Regenerate schema.graphql from the code (a test fails while it is stale).
 schema:

@@ -475,7 +475,7 @@ async fn bad_stock_inputs_are_typed_errors_and_append_nothing() {
         .await;
     let error = &body["data"]["countStock"]["errors"][0];
     assert_eq!(error["code"], "LOCATION_INACTIVE", "{body}");
-    assert_eq!(error["field"], json!(["input", "code"]));
+    assert_eq!(error["field"], json!(["input", "location"]));
     // Negative count.
     let body = w
         .gql(

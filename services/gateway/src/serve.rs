@@ -11,6 +11,8 @@ use crate::http::{self, Readiness};
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use ichigen_inventory::InventoryService;
+use ichigen_shared::clock::{Clock, SystemClock};
 use ichigen_shared::config::{Backend, Settings, DEV_SECRET};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use ichigen_shared::store::kurrent::KurrentStore;
@@ -101,25 +103,24 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
         ),
         other => other.to_string(),
     })?;
-    if settings.demo.seed {
-        tracing::info!("demo data set: nothing to seed until the inventory service lands");
-    }
     let mut readiness = Readiness::default();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // One inventory service per process, shared by GraphQL, the WMS API and the expiry
+    // process: its stock handlers keep one writer per stream.
+    let inventory = InventoryService::start(store.clone(), clock);
+    readiness.projections.extend(inventory.projections());
     if target.runs(Target::Inventory) {
         // Cart holds that ran out are released by the inventory service's expiry process.
-        use ichigen_inventory::process::expiry::{ExpiryProcess, HoldTracker};
-        let clock: Arc<dyn ichigen_shared::clock::Clock> =
-            Arc::new(ichigen_shared::clock::SystemClock);
-        let handlers =
-            ichigen_inventory::handlers::StockHandlers::new(store.clone(), clock.clone());
-        let tracker = Arc::new(HoldTracker::default());
-        readiness
-            .projections
-            .push(ichigen_shared::projection::spawn(
-                store.clone(),
-                tracker.clone(),
-            ));
-        ExpiryProcess::new(tracker, handlers, clock).spawn(Duration::from_secs(5));
+        inventory.spawn_expiry(Duration::from_secs(5));
+    }
+    if settings.demo.seed {
+        match crate::demo::seed(&inventory).await {
+            Ok(seeded) => tracing::info!(%seeded, "demo data set"),
+            Err(e) => {
+                store.shutdown().await;
+                return Err(format!("cannot seed the demo data set: {e}"));
+            }
+        }
     }
     let graphql_settings = GraphqlSettings {
         depth_limit: settings.graphql.depth_limit,
@@ -129,6 +130,7 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
     let schema = graphql::build_schema(
         SchemaDeps {
             store: store.clone(),
+            inventory: inventory.clone(),
         },
         &graphql_settings,
     );
@@ -154,7 +156,11 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
             app = app.configure(|cfg| http::service_status(cfg, ichigen_order::CATEGORY));
         }
         if target.runs(Target::Inventory) {
-            app = app.configure(|cfg| http::service_status(cfg, ichigen_inventory::CATEGORY));
+            app = app
+                .app_data(web::Data::new(inventory.clone()))
+                .app_data(web::Data::new(auth.clone()))
+                .configure(|cfg| http::service_status(cfg, ichigen_inventory::CATEGORY))
+                .configure(ichigen_inventory::api::configure);
         }
         if target.runs(Target::Fulfillment) {
             app = app.configure(|cfg| http::service_status(cfg, ichigen_fulfillment::CATEGORY));

@@ -3,8 +3,10 @@
 //! Every service crate reads the same way (see ARCHITECTURE.md): `domain` (pure decide/evolve),
 //! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
 //! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
-//! So far: the pure [`domain`] (stock ledger, reservations, locations). Handlers, the inventory
-//! view, the WMS API and GraphQL follow (issue "Real-time inventory").
+//!
+//! Streams it owns: `inventory-<SKU>@<LOCATION>` ([`CATEGORY`]), `location-<CODE>`
+//! ([`LOCATION_CATEGORY`]) and `wmsrequest-<id>` (the WMS API's idempotency records,
+//! [`api::idempotency::CATEGORY`]). Start it with [`InventoryService::start`].
 
 pub mod api;
 pub mod domain;

@@ -109,9 +109,9 @@ impl InventoryError {
             ReservationConflict { .. } | ReservationNotFound { .. } | ReservationClosed { .. } => {
                 Some("reservationId")
             }
-            LocationExists { .. } | UnknownLocation { .. } | LocationInactive { .. } => {
-                Some("code")
-            }
+            LocationExists { .. } => Some("code"),
+            // Stock commands name the location in a `location` field (the common case).
+            UnknownLocation { .. } | LocationInactive { .. } => Some("location"),
             UnknownSku => Some("sku"),
         }
     }

@@ -170,30 +170,29 @@ impl LocationCheck {
 
     /// `Ok(())` when the location is defined and active; otherwise the typed refusal.
     pub async fn require_active(&self, code: &str) -> Result<(), HandlerError> {
-        let location = match self.view.location(code) {
-            Some(location) => Some(location),
-            None => {
-                load_location(&self.store, &location_stream_name(code))
-                    .await?
-                    .0
-                    .location
-            }
+        let active = match self.view.location_active(code) {
+            Some(active) => Some(active),
+            None => load_location(&self.store, &location_stream_name(code))
+                .await?
+                .0
+                .location
+                .map(|l| l.active),
         };
         let refuse = |error| Err(HandlerError::Refused { index: 0, error });
-        match location {
+        match active {
             None => refuse(InventoryError::UnknownLocation {
                 code: code.to_string(),
             }),
-            Some(l) if !l.active => refuse(InventoryError::LocationInactive {
+            Some(false) => refuse(InventoryError::LocationInactive {
                 code: code.to_string(),
             }),
-            Some(_) => Ok(()),
+            Some(true) => Ok(()),
         }
     }
 
     /// Whether the location is known at all (active or not).
     pub async fn require_known(&self, code: &str) -> Result<(), HandlerError> {
-        if self.view.location(code).is_some() {
+        if self.view.location_active(code).is_some() {
             return Ok(());
         }
         match load_location(&self.store, &location_stream_name(code))

@@ -756,6 +756,17 @@ impl InventoryView {
             .clone()
     }
 
+    /// Whether the location is defined (`Some`) and active (`Some(true)`), without copying
+    /// it: the check every stock command makes.
+    pub fn location_active(&self, code: &str) -> Option<bool> {
+        let s = self.read();
+        s.location_entry(s.location_id(code)?)?
+            .state
+            .location
+            .as_ref()
+            .map(|l| l.active)
+    }
+
     /// SKU × location rows.
     pub fn row_count(&self) -> usize {
         self.read().rows.len()
