@@ -3,8 +3,10 @@
 //! 1,000 concurrent clients reserving one unit at a time, durable acks, and an oversell check.
 //! Median of `ICHIGEN_BENCH_RUNS` runs (default 3).
 
-use ichigen_inventory::domain::StockCommand;
-use ichigen_inventory::handlers::StockHandlers;
+use ichigen_inventory::domain::{
+    Address, Capability, LocationCommand, LocationKind, LocationSpec, StockCommand,
+};
+use ichigen_inventory::InventoryService;
 use ichigen_shared::auth::Actor;
 use ichigen_shared::benchkit::{median, percentile, runs};
 use ichigen_shared::clock::SystemClock;
@@ -26,8 +28,15 @@ async fn run(skus: usize, total: usize, stock_per_sku: i64) -> (f64, Duration) {
             .await
             .expect("open"),
     );
-    let h = StockHandlers::new(store.clone(), Arc::new(SystemClock));
+    // The production path: the service's handlers, with the location check every command makes.
+    let service = InventoryService::start(store.clone(), Arc::new(SystemClock));
     let meta = || Metadata::new(Actor::system("bench"));
+    service
+        .locations
+        .execute(LocationCommand::Define(store_spec()), meta())
+        .await
+        .expect("define S1");
+    let h = service.stock.clone();
     let receipts: Vec<_> = (0..skus)
         .map(|s| {
             let h = h.clone();
@@ -99,6 +108,26 @@ async fn run(skus: usize, total: usize, stock_per_sku: i64) -> (f64, Duration) {
     store.shutdown().await;
     latencies.sort();
     (rate, percentile(&latencies, 0.99))
+}
+
+fn store_spec() -> LocationSpec {
+    LocationSpec {
+        code: "S1".into(),
+        name: "Store 1".into(),
+        kind: LocationKind::Store,
+        address: Address {
+            line1: "1".into(),
+            city: "Tokyo".into(),
+            postal_code: "100-0001".into(),
+            country: "JP".into(),
+        },
+        lat: 35.68,
+        lon: 139.76,
+        time_zone: "Asia/Tokyo".into(),
+        capabilities: [Capability::Pickup].into_iter().collect(),
+        pickup_hold_days: 3,
+        daily_capacity: 100,
+    }
 }
 
 fn main() {

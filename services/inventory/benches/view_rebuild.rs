@@ -24,7 +24,7 @@ use ichigen_inventory::domain::{
 };
 use ichigen_inventory::projections::{Channel, InventoryView};
 use ichigen_shared::auth::Actor;
-use ichigen_shared::benchkit::{median, runs};
+use ichigen_shared::benchkit::{median, percentile, runs};
 use ichigen_shared::envelope::{Metadata, NewEvent, RecordedEvent};
 use ichigen_shared::projection::{self, Projection};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -166,6 +166,41 @@ async fn rebuild(store: &DynEventStore) -> (f64, Arc<InventoryView>) {
     (EVENTS as f64 / elapsed.as_secs_f64(), view)
 }
 
+/// Live: one durable append at a time (a new row each), timed from the append call to the
+/// view having applied it (`wait_for` its position), and from the ack to applied. Returns
+/// (p50, p99) of both, in that order.
+async fn live_latency(store: &DynEventStore) -> [Duration; 4] {
+    const LIVE: usize = 2_000;
+    let view = Arc::new(InventoryView::new());
+    let handle = projection::spawn(store.clone(), view.clone());
+    handle.wait_caught_up().await.expect("caught up");
+    let mut total = Vec::with_capacity(LIVE);
+    let mut after_ack = Vec::with_capacity(LIVE);
+    for i in 0..LIVE {
+        let e = stock_event(ROWS + i * LOCATIONS.len());
+        let started = Instant::now();
+        let appended = store
+            .append(&e.0, ExpectedRevision::NoStream, vec![new_event(&e)])
+            .await
+            .expect("append live");
+        let acked = Instant::now();
+        handle
+            .wait_for(appended.position, Duration::from_secs(5))
+            .await
+            .expect("view applies the live event");
+        total.push(started.elapsed());
+        after_ack.push(acked.elapsed());
+    }
+    total.sort();
+    after_ack.sort();
+    [
+        percentile(&total, 0.5),
+        percentile(&total, 0.99),
+        percentile(&after_ack, 0.5),
+        percentile(&after_ack, 0.99),
+    ]
+}
+
 /// The events as the store would deliver them, in batches of [`BATCH`].
 fn recorded_batches() -> Vec<Vec<RecordedEvent>> {
     let metadata = Metadata::new(Actor::system("bench"));
@@ -269,6 +304,7 @@ fn main() {
             assert_eq!(view.levels(&s, l), pure.levels(&s, l), "{s}@{l}");
         }
     }
+    let live = rt.block_on(live_latency(&store));
     rt.block_on(store.shutdown());
 
     let pure_rate = median(pure_rates);
@@ -309,6 +345,17 @@ fn main() {
         ),
         None => println!("| view RSS growth | n/a (no /proc/self/statm) |"),
     }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| live: append call → applied in the view (2,000 sequential appends) | p50 {:.3} ms, p99 {:.3} ms |",
+        ms(live[0]),
+        ms(live[1])
+    );
+    println!(
+        "| live: durable ack → applied in the view | p50 {:.3} ms, p99 {:.3} ms |",
+        ms(live[2]),
+        ms(live[3])
+    );
     println!("| reads, 1 thread: `levels` | {levels_rate:.0} /s |");
     println!(
         "| reads, 1 thread: `availability(Online)` (10 locations) | {availability_rate:.0} /s |"

@@ -224,24 +224,37 @@ impl HandlerError {
     }
 }
 
-/// Loads and folds a stream: the state and the revision it reflects.
+/// Loads and folds a stock stream: the state and the revision it reflects.
 async fn load(
     store: &DynEventStore,
     stream: &str,
 ) -> Result<(StockItem, Option<u64>), HandlerError> {
+    fold_stream(store, stream, StockEvent::decode, StockItem::apply).await
+}
+
+/// How an aggregate reads a stored event back: `None` for a type it does not know.
+type Decoder<E> = fn(&str, &[u8]) -> Option<Result<E, serde_json::Error>>;
+
+/// Reads a whole stream and folds it with `apply`: the state and the revision it reflects.
+/// An event this build cannot read (bad payload, or a type from a newer writer) is an error:
+/// deciding on a state we cannot see whole could break an invariant.
+pub(crate) async fn fold_stream<S: Default, E>(
+    store: &DynEventStore,
+    stream: &str,
+    decode: Decoder<E>,
+    apply: fn(&mut S, &E),
+) -> Result<(S, Option<u64>), HandlerError> {
     let recorded = read_whole_stream(store.as_ref(), stream).await?;
-    let mut state = StockItem::default();
+    let mut state = S::default();
     for r in &recorded {
-        match StockEvent::decode(&r.event_type, &r.data) {
-            Some(Ok(event)) => state.apply(&event),
+        match decode(&r.event_type, &r.data) {
+            Some(Ok(event)) => apply(&mut state, &event),
             Some(Err(e)) => {
                 return Err(HandlerError::Unreadable {
                     stream: stream.to_string(),
                     detail: format!("{} at revision {}: {e}", r.event_type, r.revision),
                 })
             }
-            // An event type this build does not know: a newer writer's; refuse to decide on
-            // a state we cannot see whole.
             None => {
                 return Err(HandlerError::Unreadable {
                     stream: stream.to_string(),

@@ -14,7 +14,7 @@ use crate::domain::{
 use crate::projections::view::InventoryView;
 use ichigen_shared::envelope::{Metadata, NewEvent};
 use ichigen_shared::projection::ProjectionHandle;
-use ichigen_shared::store::{read_whole_stream, DynEventStore, ExpectedRevision, Position};
+use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -134,26 +134,7 @@ async fn load_location(
     store: &DynEventStore,
     stream: &str,
 ) -> Result<(LocationState, Option<u64>), HandlerError> {
-    let recorded = read_whole_stream(store.as_ref(), stream).await?;
-    let mut state = LocationState::default();
-    for r in &recorded {
-        match LocationEvent::decode(&r.event_type, &r.data) {
-            Some(Ok(event)) => state.apply(&event),
-            Some(Err(e)) => {
-                return Err(HandlerError::Unreadable {
-                    stream: stream.to_string(),
-                    detail: format!("{} at revision {}: {e}", r.event_type, r.revision),
-                })
-            }
-            None => {
-                return Err(HandlerError::Unreadable {
-                    stream: stream.to_string(),
-                    detail: format!("unknown event type {}", r.event_type),
-                })
-            }
-        }
-    }
-    Ok((state, recorded.last().map(|r| r.revision)))
+    super::fold_stream(store, stream, LocationEvent::decode, LocationState::apply).await
 }
 
 /// Answers "may stock move at this location?" for the stock handlers.
