@@ -590,3 +590,79 @@ async fn the_demo_data_set_is_seeded_once() {
     assert_eq!(again["data"]["availability"]["available"], available);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wms_tokens_reach_the_integration_api_only() {
+    use ichigen_tests::server::request;
+    let w = world().await;
+    let wms = w.server.token("wms-integration", None, "wms-1");
+    let auth = format!("Bearer {wms}");
+    // The WMS receives goods through its API on the same server…
+    let body = br#"{"sku":"DENIM-M","location":"DC1","qty":12,"reference":"ASN-1"}"#;
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("idempotency-key", "asn-1-line-1"),
+    ];
+    let res = request(
+        w.server.addr(),
+        "POST",
+        "/api/inventory/v1/receipts",
+        &headers,
+        body,
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let position = res.json()["position"].as_str().unwrap().to_string();
+    // …and a storefront reads it right after, through GraphQL.
+    let answer = w
+        .gql(
+            None,
+            AVAILABILITY,
+            json!({ "sku": "DENIM-M", "channel": "ONLINE", "atLeast": position }),
+        )
+        .await;
+    assert_eq!(answer["data"]["availability"]["available"], 12, "{answer}");
+    // A retry of the same request is answered the same and applied once.
+    let again = request(
+        w.server.addr(),
+        "POST",
+        "/api/inventory/v1/receipts",
+        &headers,
+        body,
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, res.body);
+    assert_eq!(
+        again.headers.get("idempotent-replayed").map(String::as_str),
+        Some("true")
+    );
+    // The WMS token opens nothing in GraphQL, not even public reads.
+    let (status, refused) = w
+        .server
+        .graphql(
+            Some(&wms),
+            "{ locations { edges { node { code } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    // And a storefront customer's token opens nothing in the WMS API.
+    let customer = format!("Bearer {}", w.server.token("customer", None, "c-1"));
+    let res = request(
+        w.server.addr(),
+        "POST",
+        "/api/inventory/v1/receipts",
+        &[
+            ("authorization", customer.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", "k-2"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    w.server.stop().await;
+}

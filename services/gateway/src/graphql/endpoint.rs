@@ -27,7 +27,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, Responder};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, ErrorExtensionValues, ServerError};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
-use ichigen_shared::auth::Actor;
+use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::telemetry::CorrelationId;
 use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
@@ -59,6 +59,9 @@ async fn execute(
         Ok(actor) => actor,
         Err(e) => return unauthenticated(&e),
     };
+    if !may_use_graphql(&actor) {
+        return integration_only();
+    }
     let context = RequestContext {
         actor,
         correlation_id: correlation_id(&req),
@@ -93,6 +96,7 @@ fn subscriptions(
     auth: &Arc<JwtAuth>,
 ) -> actix_web::Result<HttpResponse> {
     let fallback = match header_actor(&req, auth) {
+        Ok(actor) if !may_use_graphql(&actor) => return Ok(integration_only()),
         Ok(actor) => actor,
         Err(e) => return Ok(unauthenticated(&e)),
     };
@@ -102,6 +106,12 @@ fn subscriptions(
         .on_connection_init(move |init_payload| async move {
             let actor =
                 connection_actor(&auth, &init_payload, fallback).map_err(|e| ws_auth_error(&e))?;
+            if !may_use_graphql(&actor) {
+                return Err(gql_error(
+                    ErrorCode::Forbidden,
+                    format!("{}: {INTEGRATION_ONLY}", ErrorCode::Forbidden.as_str()),
+                ));
+            }
             let mut data = Data::default();
             data.insert(RequestContext {
                 actor,
@@ -164,6 +174,21 @@ fn correlation_id(req: &HttpRequest) -> Uuid {
         .get::<CorrelationId>()
         .map(|c| c.0)
         .unwrap_or_else(Uuid::new_v4)
+}
+
+/// design.md: "WMS credentials reach only the integration API".
+const INTEGRATION_ONLY: &str = "WMS_INTEGRATION tokens are for the integration API only";
+
+fn may_use_graphql(actor: &Actor) -> bool {
+    actor.role != Role::WmsIntegration
+}
+
+fn integration_only() -> HttpResponse {
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", ErrorCode::Forbidden.as_str());
+    let mut error = ServerError::new(INTEGRATION_ONLY, None);
+    error.extensions = Some(extensions);
+    HttpResponse::Forbidden().json(async_graphql::Response::from_errors(vec![error]))
 }
 
 fn unauthenticated(e: &AuthError) -> HttpResponse {
