@@ -3,8 +3,9 @@
 //! Every service crate reads the same way (see ARCHITECTURE.md): `domain` (pure decide/evolve),
 //! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
 //! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
-//! The modules arrive with the issue that gives the service its behaviour; until then the crate
-//! is wired into the binary with its stream category (the gateway serves its status route).
+//! So far: the pure [`domain`] (the fulfillment order state machine).
+
+pub mod domain;
 
 /// The stream category this service owns: only this service appends to `fulfillment-…` streams.
 pub const CATEGORY: &str = "fulfillment";

@@ -1,0 +1,137 @@
+//! Events of a fulfillment order stream (`fulfillment-<uuid>`), camelCase JSON, versioned
+//! type names.
+
+use super::{FulfillmentKind, FulfillmentLine};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Created by the order process for one order × location, with the lines it fulfils.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfillmentCreated {
+    pub fulfillment_id: Uuid,
+    pub order_id: Uuid,
+    pub location: String,
+    pub kind: FulfillmentKind,
+    pub destination_store: Option<String>,
+    pub pickup_hold_days: i64,
+    pub lines: Vec<FulfillmentLine>,
+}
+
+/// What the picker found per line: `picked` units in hand, `short` units missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PickedLine {
+    pub line_id: String,
+    pub picked: i64,
+    pub short: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinesPicked {
+    pub lines: Vec<PickedLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfillmentPacked {
+    pub packages: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfillmentShipped {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfillmentDelivered {
+    pub delivered_at: DateTime<Utc>,
+}
+
+/// At the counter: the customer is notified with the code and must collect by `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyForPickup {
+    pub pickup_code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PickedUp {
+    pub picked_up_at: DateTime<Utc>,
+}
+
+/// Not collected in time: the order process releases the stock and voids the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PickupExpired {
+    pub expired_at: DateTime<Utc>,
+}
+
+/// Units this location will no longer fulfil (the order was cancelled, or lines moved away).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelledLine {
+    pub line_id: String,
+    pub qty: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FulfillmentLinesCancelled {
+    pub lines: Vec<CancelledLine>,
+    pub reason: String,
+}
+
+macro_rules! fulfillment_events {
+    ($($name:ident => $ty:literal),* $(,)?) => {
+        /// Every event of a fulfillment order stream.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        pub enum FulfillmentEvent {
+            $( #[serde(rename = $ty)] $name($name), )*
+        }
+
+        impl FulfillmentEvent {
+            /// The versioned event type stored next to the payload.
+            pub fn event_type(&self) -> &'static str {
+                match self { $( FulfillmentEvent::$name(_) => $ty, )* }
+            }
+
+            /// The payload as stored in the event's data (camelCase JSON).
+            pub fn payload_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+                match self { $( FulfillmentEvent::$name(p) => serde_json::to_vec(p), )* }
+            }
+
+            /// Reads a stored event back; `None` for a type this aggregate does not know.
+            pub fn decode(event_type: &str, data: &[u8]) -> Option<Result<Self, serde_json::Error>> {
+                match event_type {
+                    $( $ty => Some(serde_json::from_slice(data).map(FulfillmentEvent::$name)), )*
+                    _ => None,
+                }
+            }
+        }
+
+        $( impl From<$name> for FulfillmentEvent {
+            fn from(p: $name) -> Self { FulfillmentEvent::$name(p) }
+        } )*
+    };
+}
+
+fulfillment_events! {
+    FulfillmentCreated => "FulfillmentCreated.v1",
+    LinesPicked => "FulfillmentLinesPicked.v1",
+    FulfillmentPacked => "FulfillmentPacked.v1",
+    FulfillmentShipped => "FulfillmentShipped.v1",
+    FulfillmentDelivered => "FulfillmentDelivered.v1",
+    ReadyForPickup => "FulfillmentReadyForPickup.v1",
+    PickedUp => "FulfillmentPickedUp.v1",
+    PickupExpired => "FulfillmentPickupExpired.v1",
+    FulfillmentLinesCancelled => "FulfillmentLinesCancelled.v1",
+}
