@@ -139,13 +139,13 @@ impl EmbeddedStore {
                 readers: ReaderPool {
                     file,
                     idle: Mutex::new(Vec::new()),
+                    permits: tokio::sync::Semaphore::new(MAX_READERS),
                 },
                 max_event_bytes: options.max_event_bytes,
             }),
         })
     }
 
-    /// Reads on the blocking pool with a pooled connection.
     /// A new receiver of committed batches (sees batches committed from now on).
     fn live_receiver(&self) -> broadcast::Receiver<CommittedBatch> {
         self.inner
@@ -155,11 +155,21 @@ impl EmbeddedStore {
             .resubscribe()
     }
 
+    /// Reads on the blocking pool with a pooled connection. At most [`MAX_READERS`] reads run
+    /// at once: thousands of concurrent reads (every stream's first load in a burst) would
+    /// otherwise each open a connection of their own, which costs far more than the read.
     async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
+        let _permit = self
+            .inner
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Io("the store is closed".into()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || inner.readers.with(f))
             .await
@@ -186,10 +196,14 @@ impl EmbeddedStore {
     }
 }
 
+/// Most reads running at once, and most read connections kept.
+const MAX_READERS: usize = 16;
+
 /// Read connections, opened on demand and kept for reuse.
 struct ReaderPool {
     file: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
 }
 
 impl ReaderPool {
@@ -201,7 +215,7 @@ impl ReaderPool {
         };
         let result = f(&conn).map_err(schema::io_error);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < 16 {
+        if idle.len() < MAX_READERS {
             idle.push(conn);
         }
         result
