@@ -27,6 +27,25 @@ pub fn derived_event_id(command_key: &str, index: usize) -> Uuid {
     )
 }
 
+/// A SKU usable in a stream name (`inventory-<SKU>@<LOCATION>`, `catalog-<SKU>`): non-empty,
+/// at most 64 characters of `[A-Za-z0-9._-]` (no `@`, which separates SKU and location).
+/// Every service checks SKUs with this one rule, so that a SKU the catalog accepts can be
+/// stocked and the other way round. `Err` carries the reason, for the service's own error.
+pub fn validate_sku(sku: &str) -> Result<(), &'static str> {
+    if sku.is_empty() {
+        Err("must not be empty")
+    } else if sku.len() > 64 {
+        Err("must be at most 64 characters")
+    } else if !sku
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Err("may contain only letters, digits, '.', '_' and '-'")
+    } else {
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StreamNameError {
     #[error("stream name is empty")]
@@ -71,6 +90,15 @@ mod tests {
         assert_eq!(derived_event_id("cmd-1", 0), derived_event_id("cmd-1", 0));
         assert_ne!(derived_event_id("cmd-1", 0), derived_event_id("cmd-1", 1));
         assert_ne!(derived_event_id("cmd-1", 0), derived_event_id("cmd-2", 0));
+    }
+
+    #[test]
+    fn skus_follow_one_rule() {
+        assert_eq!(validate_sku("SKU-1.a_b"), Ok(()));
+        assert!(validate_sku("").is_err());
+        assert!(validate_sku("A@B").is_err());
+        assert!(validate_sku(&"x".repeat(65)).is_err());
+        assert_eq!(validate_sku(&"x".repeat(64)), Ok(()));
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! Services depend on this crate and on nothing of each other: they talk through events in the
 //! store and through the service traits the gateway wires together.
 
+pub mod aggregate;
 pub mod auth;
 pub mod benchkit;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod envelope;
 pub mod graphql;
+pub mod http;
 pub mod ids;
 pub mod money;
 pub mod projection;

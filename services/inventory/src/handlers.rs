@@ -16,11 +16,10 @@ pub mod locations;
 use crate::domain::{
     decide, decide_batch, InventoryError, StockCommand, StockEvent, StockItem, StockLevels,
 };
+use ichigen_shared::aggregate::FoldError;
 use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Metadata, NewEvent};
-use ichigen_shared::store::{
-    read_whole_stream, DynEventStore, ExpectedRevision, Position, StoreError,
-};
+use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -232,38 +231,24 @@ async fn load(
     fold_stream(store, stream, StockEvent::decode, StockItem::apply).await
 }
 
-/// How an aggregate reads a stored event back: `None` for a type it does not know.
-type Decoder<E> = fn(&str, &[u8]) -> Option<Result<E, serde_json::Error>>;
-
-/// Reads a whole stream and folds it with `apply`: the state and the revision it reflects.
-/// An event this build cannot read (bad payload, or a type from a newer writer) is an error:
-/// deciding on a state we cannot see whole could break an invariant.
+/// Reads a whole stream and folds it ([`ichigen_shared::aggregate::fold_stream`]), with the
+/// handlers' error.
 pub(crate) async fn fold_stream<S: Default, E>(
     store: &DynEventStore,
     stream: &str,
-    decode: Decoder<E>,
+    decode: ichigen_shared::aggregate::Decoder<E>,
     apply: fn(&mut S, &E),
 ) -> Result<(S, Option<u64>), HandlerError> {
-    let recorded = read_whole_stream(store.as_ref(), stream).await?;
-    let mut state = S::default();
-    for r in &recorded {
-        match decode(&r.event_type, &r.data) {
-            Some(Ok(event)) => apply(&mut state, &event),
-            Some(Err(e)) => {
-                return Err(HandlerError::Unreadable {
-                    stream: stream.to_string(),
-                    detail: format!("{} at revision {}: {e}", r.event_type, r.revision),
-                })
-            }
-            None => {
-                return Err(HandlerError::Unreadable {
-                    stream: stream.to_string(),
-                    detail: format!("unknown event type {}", r.event_type),
-                })
-            }
+    Ok(ichigen_shared::aggregate::fold_stream(store, stream, decode, apply).await?)
+}
+
+impl From<FoldError> for HandlerError {
+    fn from(e: FoldError) -> Self {
+        match e {
+            FoldError::Store(e) => HandlerError::Store(e),
+            FoldError::Unreadable { stream, detail } => HandlerError::Unreadable { stream, detail },
         }
     }
-    Ok((state, recorded.last().map(|r| r.revision)))
 }
 
 struct StreamWriter {

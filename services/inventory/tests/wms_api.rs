@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{test, web, App};
 use ichigen_inventory::api::{self, idempotency};
 use ichigen_inventory::domain::{
@@ -17,6 +15,7 @@ use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::clock::SystemClock;
 use ichigen_shared::envelope::NewEvent;
 use ichigen_shared::envelope::{Metadata, RecordedEvent};
+use ichigen_shared::http::testing::{assert_problem, send, Reply};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use ichigen_shared::store::{
     read_whole_stream, AppendResult, DynEventStore, EventStore, ExpectedRevision, Position,
@@ -126,40 +125,6 @@ fn post(path: &str, key: &str, body: &Value) -> test::TestRequest {
         .set_payload(body.to_string())
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: String,
-    replayed: bool,
-    body: String,
-    json: Value,
-}
-
-async fn send<S, R, B>(app: &S, req: R) -> Reply
-where
-    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let res = test::call_service(app, req).await;
-    let status = res.status().as_u16();
-    let header = |name: &str| {
-        res.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-    };
-    let content_type = header("content-type").unwrap_or_default();
-    let replayed = header("idempotent-replayed").as_deref() == Some("true");
-    let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
-    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
-    Reply {
-        status,
-        content_type,
-        replayed,
-        body,
-        json,
-    }
-}
-
 async fn events(store: &DynEventStore, sku: &str, location: &str) -> Vec<RecordedEvent> {
     read_whole_stream(store.as_ref(), &stream_name(sku, location))
         .await
@@ -178,20 +143,6 @@ fn levels(
         "onHand": on_hand, "reserved": reserved, "safetyStock": safety,
         "available": available, "incoming": incoming, "nonSellable": ns
     })
-}
-
-fn assert_problem(reply: &Reply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(reply.content_type, "application/problem+json");
-    assert_eq!(reply.json["code"], code, "{}", reply.body);
-    assert_eq!(reply.json["status"], status);
-    assert_eq!(
-        reply.json["type"],
-        format!(
-            "https://ichigen.dev/problems/{}",
-            code.to_ascii_lowercase().replace('_', "-")
-        )
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,7 +548,9 @@ async fn a_crash_between_movement_and_answer_is_recovered() {
         };
         let store = env.store.clone();
         async move {
-            let event = started.to_event(Uuid::new_v4(), system()).unwrap();
+            let event = idempotency::WMS
+                .started_event(&started, Uuid::new_v4(), system())
+                .unwrap();
             store
                 .append(
                     &idempotency::request_stream(request),
@@ -923,7 +876,9 @@ async fn an_answer_that_cannot_be_stored_is_not_given_and_the_retry_recovers() {
         .append(
             &idempotency::request_stream(request),
             ExpectedRevision::NoStream,
-            vec![started.to_event(Uuid::new_v4(), system()).unwrap()],
+            vec![idempotency::WMS
+                .started_event(&started, Uuid::new_v4(), system())
+                .unwrap()],
         )
         .await
         .unwrap();

@@ -14,17 +14,19 @@
 //! recovery (see [`super::idempotency`]), which finds out what landed.
 
 use super::idempotency::line_causation_id;
-use super::problem::{status_of, Answer, Problem};
-use crate::domain::{InventoryError, StockCommand, StockEvent, StockItem, StockLevels};
+use super::problem::{Answer, LineError, Problem};
+use crate::domain::{StockCommand, StockEvent, StockItem, StockLevels};
 use crate::handlers::HandlerError;
 use crate::InventoryService;
-use futures::StreamExt;
-use ichigen_shared::envelope::{Actor, Metadata};
-use ichigen_shared::store::{read_whole_stream, Position};
+use ichigen_shared::aggregate::FoldError;
+use ichigen_shared::http::bulk::{bulk_answer, recover_lines, run_lines, LineOutcome};
+use ichigen_shared::http::idempotency::Execution;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
+
+pub use ichigen_shared::http::Caller;
 
 /// Most lines one bulk request may carry.
 pub const MAX_BULK_LINES: usize = 20_000;
@@ -178,51 +180,6 @@ impl BulkLine {
     }
 }
 
-/// The bulk body. Lines are kept as raw JSON first so that one malformed line is reported
-/// as that line's error instead of failing the whole request.
-#[derive(Deserialize)]
-pub(crate) struct BulkBody {
-    pub lines: Vec<serde_json::Value>,
-}
-
-/// A line's refusal, as reported: in a bulk answer's `error`, or as a single movement's
-/// problem.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LineError {
-    pub code: &'static str,
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl LineError {
-    fn refusal(error: &InventoryError) -> Self {
-        LineError {
-            code: error.code(),
-            field: super::problem::api_field(error).map(str::to_string),
-            message: error.to_string(),
-        }
-    }
-
-    /// A bulk line that is not a movement (bad JSON shape). serde names the offending field
-    /// only in its message; the common cases are picked out so clients can branch on them.
-    pub(crate) fn malformed(error: &serde_json::Error) -> Self {
-        let message = error.to_string();
-        let field = if message.starts_with("unknown variant") || message.contains("field `type`") {
-            Some("type".to_string())
-        } else {
-            message
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split_once('`'))
-                .map(|(name, _)| name.to_string())
-        };
-        LineError {
-            code: "INVALID_INPUT",
-            field,
-            message,
-        }
-    }
-}
-
 /// Single movement or bulk: the shape of the answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -237,21 +194,13 @@ pub struct Plan {
     pub lines: Vec<Result<Line, LineError>>,
 }
 
-/// Who asked, for the events' metadata.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub actor: Actor,
-    pub correlation_id: Uuid,
-}
-
 /// How a decided line ended.
-#[derive(Clone, Debug)]
-enum Outcome {
-    Accepted {
-        levels: StockLevels,
-        position: Option<Position>,
-    },
-    Rejected(LineError),
+type Outcome = LineOutcome<LevelsDetail>;
+
+/// What an accepted bulk line reports.
+#[derive(Clone, Debug, Serialize)]
+struct LevelsDetail {
+    levels: LevelsBody,
 }
 
 /// The buckets as the API spells them.
@@ -290,27 +239,6 @@ struct MovementBody<'a> {
     position: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BulkAnswer {
-    accepted: usize,
-    rejected: usize,
-    /// The highest position any line reached (`atLeast` for reads); `null` if none wrote.
-    position: Option<String>,
-    lines: Vec<BulkLineAnswer>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BulkLineAnswer {
-    index: usize,
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    levels: Option<LevelsBody>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<LineError>,
-}
-
 /// A failure whose outcome is unknown, or a stream this build cannot read: the request fails
 /// unrecorded (see the module docs).
 fn internal(caller: &Caller, error: &dyn std::fmt::Display, status: u16) -> Problem {
@@ -338,55 +266,22 @@ pub(crate) async fn execute(
     service: &InventoryService,
     plan: &Plan,
     caller: &Caller,
-    request: Uuid,
-    recover: bool,
+    execution: Execution,
 ) -> Result<Answer, Problem> {
-    let applied = if recover {
+    let request = execution.request;
+    let applied = if execution.recover {
         find_applied(service, plan, caller, request).await?
     } else {
         HashMap::new()
     };
-    let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    for (index, line) in plan.lines.iter().enumerate() {
-        if let Ok(line) = line {
-            groups
-                .entry((line.sku.as_str(), line.location.as_str()))
-                .or_default()
-                .push(index);
-        }
-    }
-    let applied = &applied;
-    let results: Vec<Vec<(usize, Result<Outcome, Problem>)>> =
-        futures::stream::iter(groups.into_values().map(|indexes| async move {
-            let mut done = Vec::with_capacity(indexes.len());
-            for index in indexes {
-                let outcome = match (applied.get(&index), &plan.lines[index]) {
-                    (Some(found), _) => Ok(found.clone()),
-                    (None, Ok(line)) => run_line(service, line, caller, request, index).await,
-                    (None, Err(e)) => Ok(Outcome::Rejected(e.clone())),
-                };
-                let failed = outcome.is_err();
-                done.push((index, outcome));
-                // The stream's next lines wait for the retry: running them now would decide
-                // them before a line whose outcome is unknown.
-                if failed {
-                    break;
-                }
-            }
-            done
-        }))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; plan.lines.len()];
-    for (index, result) in results.into_iter().flatten() {
-        outcomes[index] = Some(result?);
-    }
-    for (index, line) in plan.lines.iter().enumerate() {
-        if let Err(e) = line {
-            outcomes[index] = Some(Outcome::Rejected(e.clone()));
-        }
-    }
+    let outcomes = run_lines(
+        &plan.lines,
+        |line| (line.sku.as_str(), line.location.as_str()),
+        &applied,
+        CONCURRENCY,
+        |index, line| run_line(service, line, caller, request, index),
+    )
+    .await?;
     render(plan, outcomes).map_err(|e| internal(caller, &e, 500))
 }
 
@@ -397,12 +292,7 @@ async fn run_line(
     request: Uuid,
     index: usize,
 ) -> Result<Outcome, Problem> {
-    let metadata = Metadata {
-        correlation_id: caller.correlation_id,
-        causation_id: Some(line_causation_id(request, index)),
-        actor: caller.actor.clone(),
-        occurred_at: service.clock.now(),
-    };
+    let metadata = caller.metadata(line_causation_id(request, index), service.clock.now());
     match service
         .stock
         .execute(
@@ -414,7 +304,9 @@ async fn run_line(
         .await
     {
         Ok(accepted) => Ok(Outcome::Accepted {
-            levels: accepted.levels,
+            detail: LevelsDetail {
+                levels: accepted.levels.into(),
+            },
             position: accepted.position,
         }),
         Err(HandlerError::Refused { error, .. }) => {
@@ -433,53 +325,29 @@ async fn find_applied(
     caller: &Caller,
     request: Uuid,
 ) -> Result<HashMap<usize, Outcome>, Problem> {
-    let mut by_stream: HashMap<String, Vec<usize>> = HashMap::new();
-    for (index, line) in plan.lines.iter().enumerate() {
-        let Ok(line) = line else { continue };
-        // A line whose target is malformed appended nothing; it is refused again.
-        if crate::domain::validate_sku(&line.sku).is_err()
-            || crate::domain::location::validate_code(&line.location).is_err()
-        {
-            continue;
-        }
-        by_stream
-            .entry(crate::domain::stream_name(&line.sku, &line.location))
-            .or_default()
-            .push(index);
-    }
-    let mut found = HashMap::new();
-    for (stream, indexes) in by_stream {
-        let wanted: HashMap<Uuid, usize> = indexes
-            .iter()
-            .map(|&i| (line_causation_id(request, i), i))
-            .collect();
-        let recorded = read_whole_stream(service.store.as_ref(), &stream)
-            .await
-            .map_err(|e| internal(caller, &e, 503))?;
-        let mut state = StockItem::default();
-        for r in &recorded {
-            let event = match StockEvent::decode(&r.event_type, &r.data) {
-                Some(Ok(event)) => event,
-                Some(Err(e)) => return Err(internal(caller, &e, 500)),
-                None => {
-                    let e = format!("unknown event type {} in {stream}", r.event_type);
-                    return Err(internal(caller, &e, 500));
-                }
-            };
-            state.apply(&event);
-            if let Some(&index) = r.metadata.causation_id.as_ref().and_then(|c| wanted.get(c)) {
-                // A line's events are contiguous; the last one seen wins.
-                found.insert(
-                    index,
-                    Outcome::Accepted {
-                        levels: StockLevels::of(&state),
-                        position: Some(r.position),
-                    },
-                );
-            }
-        }
-    }
-    Ok(found)
+    // A line whose target is malformed appended nothing; it is refused again.
+    let stream_of = |line: &Line| {
+        let valid = crate::domain::validate_sku(&line.sku).is_ok()
+            && crate::domain::location::validate_code(&line.location).is_ok();
+        valid.then(|| crate::domain::stream_name(&line.sku, &line.location))
+    };
+    recover_lines(
+        &service.store,
+        &super::idempotency::WMS,
+        request,
+        &plan.lines,
+        stream_of,
+        StockEvent::decode,
+        StockItem::apply,
+        |state| LevelsDetail {
+            levels: StockLevels::of(state).into(),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        FoldError::Store(_) => internal(caller, &e, 503),
+        FoldError::Unreadable { .. } => internal(caller, &e, 500),
+    })
 }
 
 fn render(plan: &Plan, outcomes: Vec<Option<Outcome>>) -> Result<Answer, serde_json::Error> {
@@ -492,97 +360,26 @@ fn render(plan: &Plan, outcomes: Vec<Option<Outcome>>) -> Result<Answer, serde_j
                 return Ok(Problem::new(500, "INTERNAL", "no outcome for the movement").answer());
             };
             match outcome {
-                Outcome::Accepted { levels, position } => Answer::json(
+                Outcome::Accepted { detail, position } => Answer::json(
                     200,
                     &MovementBody {
                         sku: &line.sku,
                         location: &line.location,
-                        levels: levels.into(),
+                        levels: detail.levels,
                         position: position.map(|p| p.to_string()),
                     },
                 ),
-                Outcome::Rejected(e) => {
-                    let mut problem = Problem::new(status_of(e.code), e.code, e.message);
-                    problem.field = e.field;
-                    Ok(problem.answer())
-                }
+                Outcome::Rejected(e) => Ok(e.into_problem().answer()),
             }
         }
-        Shape::Bulk => {
-            let mut answer = BulkAnswer {
-                accepted: 0,
-                rejected: 0,
-                position: None,
-                lines: Vec::with_capacity(outcomes.len()),
-            };
-            let mut highest: Option<Position> = None;
-            for (index, outcome) in outcomes.into_iter().enumerate() {
-                let line = match outcome {
-                    Some(Outcome::Accepted { levels, position }) => {
-                        answer.accepted += 1;
-                        highest = highest.max(position);
-                        BulkLineAnswer {
-                            index,
-                            status: "ACCEPTED",
-                            levels: Some(levels.into()),
-                            error: None,
-                        }
-                    }
-                    Some(Outcome::Rejected(e)) => {
-                        answer.rejected += 1;
-                        BulkLineAnswer {
-                            index,
-                            status: "REJECTED",
-                            levels: None,
-                            error: Some(e),
-                        }
-                    }
-                    None => {
-                        return Ok(
-                            Problem::new(500, "INTERNAL", "a bulk line has no outcome").answer()
-                        )
-                    }
-                };
-                answer.lines.push(line);
-            }
-            answer.position = highest.map(|p| p.to_string());
-            Answer::json(200, &answer)
-        }
+        Shape::Bulk => bulk_answer(outcomes),
     }
 }
 
 /// Parses a bulk body into a plan; `Err` for a body that is not `{ "lines": [...] }` or breaks
 /// the line limits (nothing is executed or recorded then).
 pub(crate) fn bulk_plan(body: &[u8]) -> Result<Plan, Problem> {
-    let parsed: BulkBody = serde_json::from_slice(body).map_err(|e| {
-        Problem::new(
-            400,
-            "INVALID_INPUT",
-            format!("the body is not a bulk request: {e}"),
-        )
-        .with_field("lines")
-    })?;
-    if parsed.lines.is_empty() {
-        return Err(Problem::new(
-            422,
-            "INVALID_INPUT",
-            "a bulk request needs at least one line",
-        )
-        .with_field("lines"));
-    }
-    if parsed.lines.len() > MAX_BULK_LINES {
-        return Err(Problem::new(
-            413,
-            "TOO_MANY_LINES",
-            format!(
-                "{} lines; a bulk request carries at most {MAX_BULK_LINES}: split it",
-                parsed.lines.len()
-            ),
-        )
-        .with_field("lines"));
-    }
-    let lines = parsed
-        .lines
+    let lines = ichigen_shared::http::request::bulk_lines(body, "lines", MAX_BULK_LINES)?
         .into_iter()
         .map(|value| {
             serde_json::from_value::<BulkLine>(value)

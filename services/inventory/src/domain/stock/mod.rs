@@ -31,22 +31,10 @@ pub fn stream_name(sku: &str, location: &str) -> String {
     format!("inventory-{sku}@{location}")
 }
 
-/// A SKU usable in a stream name: non-empty, at most 64 characters of `[A-Za-z0-9._-]`
-/// (no `@`, which separates SKU and location in the stream name).
+/// A SKU usable in a stream name: the one rule of [`ichigen_shared::ids::validate_sku`] (no
+/// `@`, which separates SKU and location in the stream name).
 pub fn validate_sku(sku: &str) -> Result<(), InventoryError> {
-    let reason = if sku.is_empty() {
-        "must not be empty"
-    } else if sku.len() > 64 {
-        "must be at most 64 characters"
-    } else if !sku
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        "may contain only letters, digits, '.', '_' and '-'"
-    } else {
-        return Ok(());
-    };
-    Err(InventoryError::InvalidInput {
+    ichigen_shared::ids::validate_sku(sku).map_err(|reason| InventoryError::InvalidInput {
         field: "sku",
         reason,
     })
