@@ -3,8 +3,18 @@
 //! Every service crate reads the same way (see ARCHITECTURE.md): `domain` (pure decide/evolve),
 //! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
 //! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
-//! The modules arrive with the issue that gives the service its behaviour; until then the crate
-//! is wired into the binary with its stream category (the gateway serves its status route).
+
+pub mod api;
+pub mod catalog_service;
+pub mod domain;
+pub mod handlers;
+pub mod payment;
+pub mod ports;
+pub mod projections;
 
 /// The stream category this service owns: only this service appends to `order-…` streams.
 pub const CATEGORY: &str = "order";
+
+/// The catalog (`catalog-<SKU>`) is owned by the order service: orders price their lines from
+/// it, never from what a client sends.
+pub const CATALOG_CATEGORY: &str = "catalog";

@@ -1,0 +1,4 @@
+//! Command handlers of the order service.
+
+pub mod catalog;
+pub mod order;

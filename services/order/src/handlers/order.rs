@@ -1,0 +1,393 @@
+//! Placing an order: price → source → reserve → authorize → record, all or nothing.
+//!
+//! The order id is derived from the caller and the idempotency key, so a retried request lands
+//! on the same stream, the same reservation ids and the same payment id: every step is
+//! idempotent, and a crash anywhere leaves either no order (the holds carry an expiry, so the
+//! inventory's expiry process frees them) or the whole order.
+//!
+//! 1. Load `order-<id>`: if it exists, the same request gets the recorded order back; another
+//!    request under the same key is `IDEMPOTENCY_KEY_REUSED`.
+//! 2. Price every line from the catalog view (never from the client); unknown or inactive
+//!    SKUs are refused, naming the line.
+//! 3. Source from a snapshot of the inventory view (`InventoryPort::candidates`).
+//! 4. Reserve every allocation in one all-or-nothing call, as holds that expire after
+//!    [`HOLD`]; if the stock moved since the snapshot, source again once from a fresh one.
+//! 5. Authorize the total; a decline releases the holds.
+//! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` with `NoStream`; then confirm the
+//!    holds (drop their expiry). A crash before the confirmation is healed by the next retry
+//!    or by the order process, which confirms on `OrderPlaced`.
+
+use crate::domain::order::{
+    self, decide, Order, OrderCommand, OrderError, OrderEvent, PaymentAuthorization, PlaceOrder,
+    PricedLine, ReservedAllocation,
+};
+use crate::domain::sourcing::{self, Delivery, SourcingError};
+use crate::payment::{PaymentError, PaymentProvider};
+use crate::ports::{InventoryPort, InventoryPortError, ReservationRef, ReservationRequest};
+use crate::projections::catalog::CatalogView;
+use chrono::Duration;
+use ichigen_shared::aggregate::{fold_stream, FoldError};
+use ichigen_shared::clock::Clock;
+use ichigen_shared::envelope::{Metadata, NewEvent};
+use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// How long a placement's holds live if the order never gets recorded (a crash mid-request).
+pub const HOLD: Duration = Duration::minutes(15);
+
+/// A line as the client asks for it (no price: prices come from the catalog).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineRequest {
+    pub sku: String,
+    pub qty: i64,
+    pub delivery: Delivery,
+}
+
+/// A placement request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaceRequest {
+    /// The customer the order is for (`None` for an anonymous endless-aisle sale).
+    pub customer_id: Option<String>,
+    pub channel: order::Channel,
+    pub lines: Vec<LineRequest>,
+    pub allow_partial: bool,
+    pub idempotency_key: String,
+}
+
+/// Why a placement was refused or failed. Refusals change nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// Bad input or a rule of the order (field paths like `lines.0.qty`).
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error("line {index}: SKU {sku} is {reason}")]
+    Catalog {
+        index: usize,
+        sku: String,
+        reason: &'static str,
+    },
+    /// Lines that cannot be sourced, or a delivery that cannot be served.
+    #[error(transparent)]
+    Sourcing(#[from] SourcingError),
+    #[error("payment: {0}")]
+    Payment(#[from] PaymentError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryPortError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    #[error("cannot encode an event: {0}")]
+    Encode(String),
+}
+
+/// A placed (or re-found) order.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub order_id: Uuid,
+    pub order: Order,
+    /// Where the order's events reached (`None` when the request was a retry).
+    pub position: Option<Position>,
+    pub replayed: bool,
+}
+
+/// The order command side.
+#[derive(Clone)]
+pub struct OrderHandlers {
+    store: DynEventStore,
+    catalog: Arc<CatalogView>,
+    inventory: Arc<dyn InventoryPort>,
+    payments: Arc<dyn PaymentProvider>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The order id of a request: the same caller and key always give the same order.
+pub fn order_id_for(placed_by: &str, idempotency_key: &str) -> Uuid {
+    Uuid::new_v5(
+        &ichigen_shared::ids::ICHIGEN_NAMESPACE,
+        format!("order\n{placed_by}\n{idempotency_key}").as_bytes(),
+    )
+}
+
+/// The reservation id of an order's `n`-th allocation.
+pub fn reservation_id(order_id: Uuid, n: usize) -> String {
+    format!("order:{order_id}#{n}")
+}
+
+impl OrderHandlers {
+    pub fn new(
+        store: DynEventStore,
+        catalog: Arc<CatalogView>,
+        inventory: Arc<dyn InventoryPort>,
+        payments: Arc<dyn PaymentProvider>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        OrderHandlers {
+            store,
+            catalog,
+            inventory,
+            payments,
+            clock,
+        }
+    }
+
+    /// Loads an order.
+    pub async fn load(&self, order_id: Uuid) -> Result<(Order, Option<u64>), FoldError> {
+        fold_stream(
+            &self.store,
+            &order::stream_name(order_id),
+            OrderEvent::decode,
+            Order::apply,
+        )
+        .await
+    }
+
+    /// Places an order (see the module documentation for the steps).
+    pub async fn place(
+        &self,
+        request: PlaceRequest,
+        metadata: Metadata,
+    ) -> Result<Placed, PlaceError> {
+        let placed_by = metadata.actor.subject.clone();
+        let order_id = order_id_for(&placed_by, &request.idempotency_key);
+        let fingerprint = fingerprint(&request);
+        let (existing, _) = self.load(order_id).await?;
+        if let Some(header) = &existing.header {
+            if header.request_fingerprint != fingerprint {
+                return Err(OrderError::IdempotencyKeyReused.into());
+            }
+            return Ok(Placed {
+                order_id,
+                order: existing,
+                position: None,
+                replayed: true,
+            });
+        }
+        let lines = self.price(&request)?;
+        let sourcing_lines: Vec<_> = lines.iter().map(PricedLine::sourcing_line).collect();
+        let skus: Vec<String> = {
+            let mut s: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+            s.sort();
+            s.dedup();
+            s
+        };
+        let owner = format!("order:{order_id}");
+        let expires_at = Some(self.clock.now() + HOLD);
+        // Source from a snapshot, reserve; if stock moved in between, once more from a fresh one.
+        let mut attempt = 0;
+        let (plan, reserved) = loop {
+            attempt += 1;
+            let candidates = self.inventory.candidates(&skus).await?;
+            let plan = sourcing::source(&sourcing_lines, &candidates, request.allow_partial)?;
+            let reserved: Vec<ReservedAllocation> = plan
+                .allocations
+                .iter()
+                .enumerate()
+                .map(|(n, a)| ReservedAllocation::new(a, reservation_id(order_id, n)))
+                .collect();
+            let requests: Vec<ReservationRequest> = reserved
+                .iter()
+                .map(|r| ReservationRequest {
+                    reservation_id: r.reservation_id.clone(),
+                    sku: sku_of(&lines, &r.line_id),
+                    location: r.location.clone(),
+                    qty: r.qty,
+                })
+                .collect();
+            match self
+                .inventory
+                .reserve(&owner, &requests, expires_at, metadata.clone())
+                .await
+            {
+                Ok(_) => break (plan, reserved),
+                Err(InventoryPortError::Refused(_)) if attempt < 2 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let refs: Vec<ReservationRef> = reserved
+            .iter()
+            .map(|r| ReservationRef {
+                reservation_id: r.reservation_id.clone(),
+                sku: sku_of(&lines, &r.line_id),
+                location: r.location.clone(),
+            })
+            .collect();
+        let total = payable_total(&lines, &plan)?;
+        let payment_id = Uuid::new_v5(&order_id, b"payment");
+        let authorization = match self.payments.authorize(payment_id, &total).await {
+            Ok(reference) => reference,
+            Err(e) => {
+                self.release_quietly(&refs, &metadata).await;
+                return Err(e.into());
+            }
+        };
+        let command = OrderCommand::Place(Box::new(PlaceOrder {
+            order_id,
+            customer_id: request.customer_id.clone(),
+            placed_by,
+            channel: request.channel.clone(),
+            lines,
+            allocations: reserved,
+            sourcing: plan.explanation.clone(),
+            payment: PaymentAuthorization {
+                payment_id,
+                provider: self.payments.name().to_string(),
+                reference: authorization.0,
+                amount: total,
+            },
+            allow_partial: request.allow_partial,
+            idempotency_key: request.idempotency_key.clone(),
+            request_fingerprint: fingerprint,
+        }));
+        let events = match decide(&existing, &command, self.clock.now()) {
+            Ok(events) => events,
+            Err(e) => {
+                self.release_quietly(&refs, &metadata).await;
+                return Err(e.into());
+            }
+        };
+        let mut state = existing;
+        let mut new_events = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            state.apply(event);
+            new_events.push(NewEvent {
+                // Derived: a retried append after an unknown outcome is deduplicated.
+                id: ichigen_shared::ids::derived_event_id(&format!("{order_id}/placed"), i),
+                event_type: event.event_type().to_string(),
+                data: event
+                    .payload_json()
+                    .map_err(|e| PlaceError::Encode(e.to_string()))?,
+                metadata: metadata.clone(),
+            });
+        }
+        let appended = match self
+            .store
+            .append(
+                &order::stream_name(order_id),
+                ExpectedRevision::NoStream,
+                new_events,
+            )
+            .await
+        {
+            Ok(appended) => appended,
+            // A concurrent retry of the same request recorded it first: answer with that.
+            Err(StoreError::WrongExpectedVersion { .. }) => {
+                let (order, _) = self.load(order_id).await?;
+                return Ok(Placed {
+                    order_id,
+                    order,
+                    position: None,
+                    replayed: true,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = self.inventory.confirm(&refs, metadata).await {
+            // The order process confirms on OrderPlaced as well; the holds are safe meanwhile.
+            tracing::warn!(%order_id, error = %e, "could not confirm the order's holds yet");
+        }
+        Ok(Placed {
+            order_id,
+            order: state,
+            position: Some(appended.position),
+            replayed: false,
+        })
+    }
+
+    /// Every line priced from the catalog, with line ids `L1`, `L2`, … in request order.
+    fn price(&self, request: &PlaceRequest) -> Result<Vec<PricedLine>, PlaceError> {
+        request
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(index, line)| {
+                let item = self
+                    .catalog
+                    .get(&line.sku)
+                    .ok_or_else(|| PlaceError::Catalog {
+                        index,
+                        sku: line.sku.clone(),
+                        reason: "not in the catalog",
+                    })?;
+                if !item.active {
+                    return Err(PlaceError::Catalog {
+                        index,
+                        sku: line.sku.clone(),
+                        reason: "not sold any more",
+                    });
+                }
+                Ok(PricedLine {
+                    line_id: format!("L{}", index + 1),
+                    sku: item.sku,
+                    title: item.title,
+                    qty: line.qty,
+                    unit_price: item.price,
+                    delivery: line.delivery.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn release_quietly(&self, refs: &[ReservationRef], metadata: &Metadata) {
+        if let Err(e) = self.inventory.release(refs, metadata.clone()).await {
+            // The holds expire on their own (HOLD).
+            tracing::warn!(error = %e, "could not release the holds of a failed placement");
+        }
+    }
+}
+
+fn sku_of(lines: &[PricedLine], line_id: &str) -> String {
+    lines
+        .iter()
+        .find(|l| l.line_id == line_id)
+        .map(|l| l.sku.clone())
+        .unwrap_or_default()
+}
+
+/// What the customer pays: every allocated unit at its catalog price (the domain checks the
+/// authorization against the same rule).
+fn payable_total(
+    lines: &[PricedLine],
+    plan: &sourcing::SourcingPlan,
+) -> Result<ichigen_shared::money::Money, PlaceError> {
+    let overflow = || OrderError::Overflow {
+        field: "lines".into(),
+    };
+    let mut total: Option<ichigen_shared::money::Money> = None;
+    for line in lines {
+        let qty: i64 = plan
+            .allocations
+            .iter()
+            .filter(|a| a.line_id == line.line_id)
+            .map(|a| a.qty)
+            .sum();
+        let amount = line.unit_price.checked_mul(qty).map_err(|_| overflow())?;
+        total = Some(match total {
+            None => amount,
+            Some(t) => t.checked_add(amount).map_err(|_| overflow())?,
+        });
+    }
+    total.ok_or_else(|| {
+        PlaceError::Order(OrderError::InvalidInput {
+            field: "lines".into(),
+            reason: "must not be empty",
+        })
+    })
+}
+
+/// A digest of what the client asked for: a retry under the same key must ask the same.
+fn fingerprint(request: &PlaceRequest) -> String {
+    let text = format!(
+        "{:?}|{:?}|{}|{:?}",
+        request.customer_id,
+        request.channel,
+        request.allow_partial,
+        request
+            .lines
+            .iter()
+            .map(|l| (l.sku.as_str(), l.qty, format!("{:?}", l.delivery)))
+            .collect::<Vec<_>>()
+    );
+    Uuid::new_v5(&ichigen_shared::ids::ICHIGEN_NAMESPACE, text.as_bytes()).to_string()
+}

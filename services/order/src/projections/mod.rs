@@ -1,0 +1,3 @@
+//! Read models of the order service.
+
+pub mod catalog;
