@@ -12,3 +12,4 @@ pub mod demo;
 pub mod graphql;
 pub mod http;
 pub mod serve;
+pub mod wiring;
