@@ -113,6 +113,28 @@ impl InventoryPort for InProcessInventory {
         .await
     }
 
+    async fn consume(
+        &self,
+        uses: &[(ReservationRef, i64)],
+        metadata: Metadata,
+    ) -> Result<(), InventoryPortError> {
+        let calls = uses.iter().map(|(r, qty)| {
+            self.0.stock.execute(
+                &r.sku,
+                &r.location,
+                vec![StockCommand::Consume {
+                    reservation_id: r.reservation_id.clone(),
+                    qty: *qty,
+                }],
+                metadata.clone(),
+            )
+        });
+        for result in futures::future::join_all(calls).await {
+            result.map_err(|e| InventoryPortError::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
     async fn release(
         &self,
         reservations: &[ReservationRef],

@@ -65,6 +65,15 @@ pub trait InventoryPort: Send + Sync {
         metadata: Metadata,
     ) -> Result<(), InventoryPortError>;
 
+    /// Takes `qty` of each reservation out of stock: the units left the building (shipped or
+    /// handed over). Idempotency is the caller's: consume each shipment once (the order
+    /// records which reservations a shipment used).
+    async fn consume(
+        &self,
+        uses: &[(ReservationRef, i64)],
+        metadata: Metadata,
+    ) -> Result<(), InventoryPortError>;
+
     /// Frees reservations (cancel, failed placement). Idempotent.
     async fn release(
         &self,

@@ -92,6 +92,14 @@ pub struct Placed {
     pub replayed: bool,
 }
 
+/// What a command on an existing order did.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub events: Vec<OrderEvent>,
+    pub order: Order,
+    pub position: Option<Position>,
+}
+
 /// The order command side.
 #[derive(Clone)]
 pub struct OrderHandlers {
@@ -293,6 +301,74 @@ impl OrderHandlers {
             position: Some(appended.position),
             replayed: false,
         })
+    }
+
+    /// Runs any command but `Place` on an existing order: load → decide → append with the
+    /// loaded revision, reloading on a concurrent write. `events` is empty for a retry.
+    pub async fn execute(
+        &self,
+        order_id: Uuid,
+        command: OrderCommand,
+        metadata: Metadata,
+    ) -> Result<Executed, PlaceError> {
+        const MAX_CONFLICT_RETRIES: usize = 8;
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let (mut state, revision) = self.load(order_id).await?;
+            let events = decide(&state, &command, self.clock.now())?;
+            for e in &events {
+                state.apply(e);
+            }
+            if events.is_empty() {
+                return Ok(Executed {
+                    events,
+                    order: state,
+                    position: None,
+                });
+            }
+            let mut new_events = Vec::with_capacity(events.len());
+            for e in &events {
+                new_events.push(NewEvent {
+                    id: Uuid::new_v4(),
+                    event_type: e.event_type().to_string(),
+                    data: e
+                        .payload_json()
+                        .map_err(|e| PlaceError::Encode(e.to_string()))?,
+                    metadata: metadata.clone(),
+                });
+            }
+            match self
+                .store
+                .append(
+                    &order::stream_name(order_id),
+                    ExpectedRevision::after(revision),
+                    new_events,
+                )
+                .await
+            {
+                Ok(appended) => {
+                    return Ok(Executed {
+                        events,
+                        order: state,
+                        position: Some(appended.position),
+                    })
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PlaceError::Store(StoreError::Io(format!(
+            "order {order_id} kept changing under concurrent writers; try again"
+        ))))
+    }
+
+    /// The payment provider (processes capture, void and refund through it).
+    pub fn payments(&self) -> &Arc<dyn PaymentProvider> {
+        &self.payments
+    }
+
+    /// The inventory port (processes release and consume through it).
+    pub fn inventory(&self) -> &Arc<dyn InventoryPort> {
+        &self.inventory
     }
 
     /// Every line priced from the catalog, with line ids `L1`, `L2`, … in request order.
