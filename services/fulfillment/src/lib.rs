@@ -9,6 +9,7 @@
 pub mod domain;
 pub mod handlers;
 pub mod process;
+pub mod projections;
 
 /// The stream category this service owns: only this service appends to `fulfillment-…` streams.
 pub const CATEGORY: &str = "fulfillment";
