@@ -9,8 +9,12 @@ use ichigen_inventory::domain::{
 };
 use ichigen_inventory::handlers::HandlerError;
 use ichigen_inventory::InventoryService;
+use ichigen_order::domain::catalog::{CatalogCommand, ItemSpec};
+use ichigen_order::handlers::catalog::CatalogHandlerError;
+use ichigen_order::OrderService;
 use ichigen_shared::auth::Actor;
 use ichigen_shared::envelope::Metadata;
+use ichigen_shared::money::Money;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -93,11 +97,33 @@ const LOCATIONS: &[DemoLocation] = {
     ]
 };
 
-const PRODUCTS: &[&str] = &["TEE", "OXFORD", "CHINO", "DENIM", "KNIT", "PARKA"];
+/// (product, title, price in JPY)
+const PRODUCTS: &[(&str, &str, &str)] = &[
+    ("TEE", "Organic cotton tee", "1990"),
+    ("OXFORD", "Oxford shirt", "3990"),
+    ("CHINO", "Slim chinos", "4990"),
+    ("DENIM", "Selvedge denim", "7990"),
+    ("KNIT", "Merino crew knit", "5990"),
+    ("PARKA", "Light down parka", "9990"),
+];
+
+/// Why the demo data set could not be seeded.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Inventory(#[from] HandlerError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogHandlerError),
+    #[error("bad demo price: {0}")]
+    Price(String),
+}
 const SIZES: &[&str] = &["S", "M", "L"];
 
 /// Seeds the demo data set unless locations exist already. Returns what it did, for the log.
-pub async fn seed(inventory: &InventoryService) -> Result<String, HandlerError> {
+pub async fn seed(
+    inventory: &InventoryService,
+    orders: &OrderService,
+) -> Result<String, DemoError> {
     // The view must have replayed the store before "no locations" means an empty store.
     if let Err(e) = inventory.view_handle.wait_caught_up().await {
         tracing::warn!(error = %e, "inventory view did not catch up; not seeding");
@@ -132,9 +158,24 @@ pub async fn seed(inventory: &InventoryService) -> Result<String, HandlerError> 
     }
     let mut receipts = 0usize;
     let mut last = None;
-    for (p, product) in PRODUCTS.iter().enumerate() {
+    for (p, (product, title, price)) in PRODUCTS.iter().enumerate() {
         for (s, size) in SIZES.iter().enumerate() {
             let sku = format!("{product}-{size}");
+            let price = Money::parse(price, "JPY").map_err(|e| DemoError::Price(e.to_string()))?;
+            orders
+                .catalog
+                .handlers
+                .execute(
+                    &sku,
+                    CatalogCommand::Upsert(ItemSpec {
+                        title: format!("{title} ({size})"),
+                        price,
+                        attributes: [("size".to_string(), size.to_string())].into(),
+                        active: true,
+                    }),
+                    metadata(),
+                )
+                .await?;
             for (l, location) in LOCATIONS.iter().enumerate() {
                 // Deterministic, uneven quantities; some stores are out of some sizes.
                 let qty = ((p * 7 + s * 5 + l * 3) % 11) as i64 * if l < 2 { 40 } else { 3 };
@@ -167,7 +208,7 @@ pub async fn seed(inventory: &InventoryService) -> Result<String, HandlerError> 
         tracing::warn!(error = %e, "inventory view is behind the demo data");
     }
     Ok(format!(
-        "{} locations and {receipts} stock receipts for {} SKUs",
+        "{} locations, {receipts} stock receipts and catalog prices for {} SKUs",
         LOCATIONS.len(),
         PRODUCTS.len() * SIZES.len()
     ))

@@ -107,14 +107,36 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // One inventory service per process, shared by GraphQL, the WMS API and the expiry
     // process: its stock handlers keep one writer per stream.
-    let inventory = InventoryService::start(store.clone(), clock);
+    let inventory = InventoryService::start(store.clone(), clock.clone());
     readiness.projections.extend(inventory.projections());
+    // The order service reaches inventory through its port, here the in-process adapter.
+    let orders = ichigen_order::OrderService::start(
+        store.clone(),
+        clock.clone(),
+        Arc::new(crate::wiring::InProcessInventory(inventory.clone())),
+        Arc::new(ichigen_order::payment::ManualProvider::new()),
+    );
+    readiness.projections.extend(orders.projections());
+    if target.runs(Target::Fulfillment) {
+        // Placed orders become fulfillment orders (from a stored checkpoint, idempotently).
+        let handlers =
+            ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
+        let view = inventory.view.clone();
+        let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
+            Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+        ichigen_fulfillment::process::order_intake::OrderIntake::new(
+            store.clone(),
+            handlers,
+            hold_days,
+        )
+        .spawn();
+    }
     if target.runs(Target::Inventory) {
         // Cart holds that ran out are released by the inventory service's expiry process.
         inventory.spawn_expiry(Duration::from_secs(5));
     }
     if settings.demo.seed {
-        match crate::demo::seed(&inventory).await {
+        match crate::demo::seed(&inventory, &orders).await {
             Ok(seeded) => tracing::info!(%seeded, "demo data set"),
             Err(e) => {
                 store.shutdown().await;
@@ -131,6 +153,7 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
         SchemaDeps {
             store: store.clone(),
             inventory: inventory.clone(),
+            orders: orders.clone(),
         },
         &graphql_settings,
     );
@@ -153,7 +176,11 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
                 .configure(graphql::configure);
         }
         if target.runs(Target::Order) {
-            app = app.configure(|cfg| http::service_status(cfg, ichigen_order::CATEGORY));
+            app = app
+                .app_data(web::Data::new(orders.catalog.clone()))
+                .app_data(web::Data::new(auth.clone()))
+                .configure(|cfg| http::service_status(cfg, ichigen_order::CATEGORY))
+                .configure(ichigen_order::api::configure);
         }
         if target.runs(Target::Inventory) {
             app = app

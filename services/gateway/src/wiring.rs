@@ -4,13 +4,23 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ichigen_inventory::domain::{Capability, LocationKind, StockCommand};
-use ichigen_inventory::handlers::ReserveLine;
+use ichigen_fulfillment::domain::{CancelledLine, FulfillmentCommand, FulfillmentKind};
+use ichigen_fulfillment::handlers::FulfillmentHandlers;
+use ichigen_fulfillment::process::order_intake;
+use ichigen_inventory::domain::{Capability, LocationKind, StockCommand, StockEvent};
+use ichigen_inventory::handlers::{HandlerError, ReserveLine};
 use ichigen_inventory::InventoryService;
 use ichigen_order::domain::sourcing::{self, Candidate};
-use ichigen_order::ports::{InventoryPort, InventoryPortError, ReservationRef, ReservationRequest};
+use ichigen_order::ports::{
+    FulfillmentPort, FulfillmentPortError, FulfillmentTarget, InventoryPort, InventoryPortError,
+    ReservationRef, ReservationRequest, WorkKind,
+};
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::store::Position;
+use uuid::Uuid;
+
+/// The reason code a short pick's stock adjustment carries.
+pub const SHORT_PICK: &str = "SHORT_PICK";
 
 /// The inventory service, as the order service sees it.
 pub struct InProcessInventory(pub InventoryService);
@@ -118,21 +128,19 @@ impl InventoryPort for InProcessInventory {
         uses: &[(ReservationRef, i64)],
         metadata: Metadata,
     ) -> Result<(), InventoryPortError> {
-        let calls = uses.iter().map(|(r, qty)| {
+        // Cumulative totals (see the trait): ConsumeUpTo takes only what is not taken yet.
+        let calls = uses.iter().map(|(r, total)| {
             self.0.stock.execute(
                 &r.sku,
                 &r.location,
-                vec![StockCommand::Consume {
+                vec![StockCommand::ConsumeUpTo {
                     reservation_id: r.reservation_id.clone(),
-                    qty: *qty,
+                    total: *total,
                 }],
                 metadata.clone(),
             )
         });
-        for result in futures::future::join_all(calls).await {
-            result.map_err(|e| InventoryPortError::Unavailable(e.to_string()))?;
-        }
-        Ok(())
+        collect(futures::future::join_all(calls).await)
     }
 
     async fn release(
@@ -144,6 +152,157 @@ impl InventoryPort for InProcessInventory {
             reservation_id: id,
         })
         .await
+    }
+
+    /// An `Adjust { delta: −n, reason_code: SHORT_PICK, reference }`, where `n` is the short
+    /// quantity capped at what no other reservation holds: an adjustment may not take on hand
+    /// below reserved, and a cycle count would overwrite the whole count with a guess. The
+    /// other holds on the missing units short-pick in their turn and record the rest.
+    ///
+    /// Idempotent by `reference`: the stock stream is searched for an adjustment with it first
+    /// (short picks are rare, so reading the stream is affordable). One order process per
+    /// deployment sends these, so the check and the append do not race.
+    async fn record_short_pick(
+        &self,
+        sku: &str,
+        location: &str,
+        qty: i64,
+        reference: &str,
+        metadata: Metadata,
+    ) -> Result<i64, InventoryPortError> {
+        let stream = ichigen_inventory::domain::stream_name(sku, location);
+        let events = ichigen_shared::store::read_whole_stream(self.0.store.as_ref(), &stream)
+            .await
+            .map_err(|e| InventoryPortError::Unavailable(e.to_string()))?;
+        let recorded = events.iter().any(|e| {
+            matches!(
+                StockEvent::decode(&e.event_type, &e.data),
+                Some(Ok(StockEvent::StockAdjusted(a)))
+                    if a.reason_code == SHORT_PICK && a.reference.as_deref() == Some(reference)
+            )
+        });
+        if recorded || qty <= 0 {
+            return Ok(0);
+        }
+        let item = self
+            .0
+            .stock
+            .load(sku, location)
+            .await
+            .map_err(|e| InventoryPortError::Unavailable(e.to_string()))?;
+        let take = qty.min(item.unreserved());
+        if take < qty {
+            tracing::warn!(
+                sku,
+                location,
+                short = qty,
+                recorded = take,
+                "short pick larger than the unreserved stock; the rest is left to other picks"
+            );
+        }
+        if take == 0 {
+            return Ok(0);
+        }
+        let result = self
+            .0
+            .stock
+            .execute(
+                sku,
+                location,
+                vec![StockCommand::Adjust {
+                    delta: -take,
+                    reason_code: SHORT_PICK.into(),
+                    reference: Some(reference.to_owned()),
+                }],
+                metadata,
+            )
+            .await;
+        collect(vec![result])?;
+        Ok(take)
+    }
+}
+
+/// Maps the handlers' answers: a domain refusal is `Refused` (retrying will not help), anything
+/// else `Unavailable`.
+fn collect<T>(results: Vec<Result<T, HandlerError>>) -> Result<(), InventoryPortError> {
+    let mut refused = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(_) => {}
+            Err(e) if e.refusal().is_some() => refused.push((i, e.to_string())),
+            Err(e) => return Err(InventoryPortError::Unavailable(e.to_string())),
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(InventoryPortError::Refused(refused))
+    }
+}
+
+/// The fulfillment service, as the order service sees it.
+pub struct InProcessFulfillment(pub FulfillmentHandlers);
+
+#[async_trait]
+impl FulfillmentPort for InProcessFulfillment {
+    async fn cancel_beyond(
+        &self,
+        order_id: Uuid,
+        targets: &[FulfillmentTarget],
+        reason: &str,
+        metadata: Metadata,
+    ) -> Result<i64, FulfillmentPortError> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| FulfillmentPortError::Unavailable(e.to_string());
+        let mut cancelled = 0;
+        for t in targets {
+            let (kind, destination) = match &t.work {
+                WorkKind::Ship => (FulfillmentKind::Ship, None),
+                WorkKind::Pickup => (FulfillmentKind::Pickup, None),
+                WorkKind::ShipToStore { store } => {
+                    (FulfillmentKind::ShipToStore, Some(store.as_str()))
+                }
+            };
+            // Placed units live in the order's fulfillment order for the group; re-sourced
+            // units in the one intake created for their reservation.
+            let candidates = [
+                order_intake::fulfillment_id(order_id, &t.location, kind, destination),
+                order_intake::reassigned_fulfillment_id(order_id, &t.reservation_id),
+            ];
+            for id in candidates {
+                let (state, _) = self.0.load(id).await.map_err(|e| unavailable(&e))?;
+                let Some(line) = state.lines.get(&t.line_id) else {
+                    continue;
+                };
+                if line.reservation_id != t.reservation_id {
+                    continue;
+                }
+                let excess = line.qty - t.keep.max(0);
+                let open = state.status.is_some_and(|s| {
+                    use ichigen_fulfillment::domain::FulfillmentStatus as S;
+                    matches!(s, S::Open | S::Picked | S::Packed | S::ReadyForPickup)
+                });
+                if excess > 0 && open {
+                    let command = FulfillmentCommand::Cancel {
+                        lines: Some(vec![CancelledLine {
+                            line_id: t.line_id.clone(),
+                            qty: excess,
+                        }]),
+                        reason: reason.to_owned(),
+                    };
+                    match self.0.execute(id, command, metadata.clone()).await {
+                        Ok(_) => cancelled += excess,
+                        // Moved on meanwhile (shipped, expired): nothing left to stop here.
+                        Err(ichigen_fulfillment::handlers::FulfillmentHandlerError::Refused(e)) => {
+                            tracing::warn!(%id, error = %e, "fulfillment lines not cancelled");
+                        }
+                        Err(e) => return Err(unavailable(&e)),
+                    }
+                }
+                break;
+            }
+        }
+        Ok(cancelled)
     }
 }
 
@@ -163,9 +322,6 @@ impl InProcessInventory {
                 metadata.clone(),
             )
         });
-        for result in futures::future::join_all(calls).await {
-            result.map_err(|e| InventoryPortError::Unavailable(e.to_string()))?;
-        }
-        Ok(())
+        collect(futures::future::join_all(calls).await)
     }
 }

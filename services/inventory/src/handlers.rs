@@ -200,6 +200,7 @@ fn needs_active_location(command: &StockCommand) -> bool {
         StockCommand::Release { .. }
             | StockCommand::Confirm { .. }
             | StockCommand::Consume { .. }
+            | StockCommand::ConsumeUpTo { .. }
             | StockCommand::ExpireReservations
             | StockCommand::TransferOut { .. }
     )

@@ -7,13 +7,18 @@
 pub mod api;
 pub mod catalog_service;
 pub mod domain;
+pub mod graphql;
 pub mod handlers;
 pub mod payment;
 pub mod ports;
+pub mod process;
 pub mod projections;
+pub mod service;
 
 /// The stream category this service owns: only this service appends to `order-…` streams.
 pub const CATEGORY: &str = "order";
+
+pub use service::OrderService;
 
 /// The catalog (`catalog-<SKU>`) is owned by the order service: orders price their lines from
 /// it, never from what a client sends.

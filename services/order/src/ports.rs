@@ -65,9 +65,10 @@ pub trait InventoryPort: Send + Sync {
         metadata: Metadata,
     ) -> Result<(), InventoryPortError>;
 
-    /// Takes `qty` of each reservation out of stock: the units left the building (shipped or
-    /// handed over). Idempotency is the caller's: consume each shipment once (the order
-    /// records which reservations a shipment used).
+    /// Brings each reservation's consumed total up to the given **cumulative** number of units
+    /// (what the order has shipped or handed over from it so far): the units left the building.
+    /// A total already reached consumes nothing, so a process replaying its events may call it
+    /// again with the same totals; the order state gives them (`LineAllocation::fulfilled`).
     async fn consume(
         &self,
         uses: &[(ReservationRef, i64)],
@@ -80,4 +81,64 @@ pub trait InventoryPort: Send + Sync {
         reservations: &[ReservationRef],
         metadata: Metadata,
     ) -> Result<(), InventoryPortError>;
+
+    /// Records that a pick at `location` found `qty` units of `sku` fewer than the books said
+    /// (a short pick): on hand goes down by what is not promised to other reservations (their
+    /// own picks will find the rest missing and record it). `reference` names the short pick
+    /// (fulfillment and line); recording the same reference again records nothing. Returns the
+    /// units taken off on hand by this call.
+    async fn record_short_pick(
+        &self,
+        sku: &str,
+        location: &str,
+        qty: i64,
+        reference: &str,
+        metadata: Metadata,
+    ) -> Result<i64, InventoryPortError>;
+}
+
+/// How the units of a line reach the customer, as the fulfillment service groups its work
+/// (with the order's id and the location, it names the fulfillment order of placed units).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkKind {
+    Ship,
+    Pickup,
+    ShipToStore { store: String },
+}
+
+/// "The fulfillment line of `line_id` held under `reservation_id` at `location` should have at
+/// most `keep` units left to fulfil": the fulfillment service cancels the excess. An absolute
+/// target rather than a delta, so that sending it again after a crash cancels nothing twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FulfillmentTarget {
+    pub line_id: String,
+    pub location: String,
+    pub work: WorkKind,
+    pub reservation_id: String,
+    pub keep: i64,
+}
+
+/// Why the fulfillment service could not be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FulfillmentPortError {
+    /// The fulfillment service is unreachable or failed; the call may be retried as is.
+    #[error("fulfillment unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What the order service asks of the fulfillment service (the order crate depends on no other
+/// service crate; the gateway implements this over the fulfillment handlers).
+#[async_trait]
+pub trait FulfillmentPort: Send + Sync {
+    /// Cancels, on the order's fulfillment orders, the units beyond each target (see
+    /// [`FulfillmentTarget`]). Units already shipped or handed over, and fulfillment orders
+    /// that are finished (expired, cancelled), are left as they are: nothing is left to stop.
+    /// Returns how many units were cancelled by this call.
+    async fn cancel_beyond(
+        &self,
+        order_id: uuid::Uuid,
+        targets: &[FulfillmentTarget],
+        reason: &str,
+        metadata: Metadata,
+    ) -> Result<i64, FulfillmentPortError>;
 }

@@ -56,6 +56,8 @@ pub enum ErrorCode {
     InsufficientStock,
     /// The location is deactivated: it takes no stock movements or new reservations.
     LocationInactive,
+    /// The payment provider declined the authorization; nothing was ordered.
+    PaymentDeclined,
     /// A fault on our side; the message carries the correlation id to quote.
     Internal,
 }
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::InsufficientStock => "INSUFFICIENT_STOCK",
             ErrorCode::LocationInactive => "LOCATION_INACTIVE",
+            ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -6,8 +6,13 @@
 //! and the group, and `Create` with the same content is a no-op, so handling an event again
 //! (after a crash between the create and the checkpoint, or a replay) changes nothing.
 //!
-//! The fulfillment service does not depend on the order crate: it reads `OrderPlaced.v1` by its
-//! published JSON shape, taking only the fields it needs.
+//! `LineReassigned` (units of a line re-sourced to another location after a short pick, or
+//! moved by staff) creates one more fulfillment order at the new location, for those units
+//! only, named by the new reservation ([`reassigned_fulfillment_id`]): a location that already
+//! works on the order keeps its own fulfillment order untouched.
+//!
+//! The fulfillment service does not depend on the order crate: it reads `OrderPlaced.v1` and
+//! `LineReassigned.v1` by their published JSON shape, taking only the fields they need.
 
 use crate::domain::{FulfillmentCommand, FulfillmentKind, FulfillmentLine};
 use crate::handlers::{FulfillmentHandlerError, FulfillmentHandlers};
@@ -52,6 +57,15 @@ enum PlacedDelivery {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct Reassigned {
+    line_id: String,
+    to_location: String,
+    qty: i64,
+    new_reservation_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PlacedAllocation {
     line_id: String,
     location: String,
@@ -86,6 +100,14 @@ pub fn fulfillment_id(
     )
 }
 
+/// The fulfillment id of units re-sourced under `reservation_id` (see the module docs).
+pub fn reassigned_fulfillment_id(order_id: Uuid, reservation_id: &str) -> Uuid {
+    Uuid::new_v5(
+        &order_id,
+        format!("fulfillment\nreassigned\n{reservation_id}").as_bytes(),
+    )
+}
+
 #[derive(Clone)]
 pub struct OrderIntake {
     store: DynEventStore,
@@ -102,8 +124,12 @@ impl OrderIntake {
         }
     }
 
-    /// Creates the fulfillment orders of one `OrderPlaced`; returns their ids.
+    /// Creates the fulfillment orders of one `OrderPlaced` or `LineReassigned`; returns their
+    /// ids.
     pub async fn handle(&self, event: &RecordedEvent) -> Result<Vec<Uuid>, IntakeError> {
+        if event.event_type.starts_with("LineReassigned.") {
+            return self.handle_reassigned(event).await.map(|id| vec![id]);
+        }
         let order: PlacedOrder =
             serde_json::from_slice(&event.data).map_err(|e| IntakeError::Unreadable {
                 position: event.position.to_string(),
@@ -168,6 +194,63 @@ impl OrderIntake {
         Ok(created)
     }
 
+    /// One more fulfillment order at the new location, for the reassigned units.
+    async fn handle_reassigned(&self, event: &RecordedEvent) -> Result<Uuid, IntakeError> {
+        let unreadable = |detail: String| IntakeError::Unreadable {
+            position: event.position.to_string(),
+            detail,
+        };
+        let moved: Reassigned =
+            serde_json::from_slice(&event.data).map_err(|e| unreadable(e.to_string()))?;
+        let order_id: Uuid = event
+            .stream
+            .strip_prefix("order-")
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| unreadable(format!("stream {} is not an order", event.stream)))?;
+        // The line's SKU and delivery are in the order's first event.
+        let first = self.store.read_stream(&event.stream, 0, 1).await?;
+        let placed = first
+            .iter()
+            .find(|e| e.event_type.starts_with("OrderPlaced."))
+            .ok_or_else(|| unreadable("the order has no OrderPlaced".into()))?;
+        let order: PlacedOrder =
+            serde_json::from_slice(&placed.data).map_err(|e| unreadable(e.to_string()))?;
+        let line = order
+            .lines
+            .iter()
+            .find(|l| l.line_id == moved.line_id)
+            .ok_or_else(|| unreadable(format!("unknown line {}", moved.line_id)))?;
+        let (kind, destination) = match &line.delivery {
+            PlacedDelivery::Ship {} => (FulfillmentKind::Ship, None),
+            PlacedDelivery::Pickup {} => (FulfillmentKind::Pickup, None),
+            PlacedDelivery::ShipToStore { store } => {
+                (FulfillmentKind::ShipToStore, Some(store.clone()))
+            }
+        };
+        let id = reassigned_fulfillment_id(order_id, &moved.new_reservation_id);
+        let hold_store = destination.as_deref().unwrap_or(&moved.to_location);
+        let command = FulfillmentCommand::Create {
+            fulfillment_id: id,
+            order_id,
+            pickup_hold_days: (self.hold_days)(hold_store).clamp(1, 30),
+            location: moved.to_location.clone(),
+            kind,
+            destination_store: destination,
+            lines: vec![FulfillmentLine {
+                line_id: moved.line_id.clone(),
+                sku: line.sku.clone(),
+                qty: moved.qty,
+                reservation_id: moved.new_reservation_id.clone(),
+                picked: 0,
+                short: 0,
+                cancelled: 0,
+            }],
+        };
+        let metadata = Metadata::caused_by(event, Actor::system(NAME), event.metadata.occurred_at);
+        self.handlers.execute(id, command, metadata).await?;
+        Ok(id)
+    }
+
     /// Follows the store from the checkpoint until the runtime stops. A failing event is
     /// retried (with a pause) rather than skipped: skipping would lose a fulfillment order.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
@@ -189,7 +272,10 @@ impl OrderIntake {
         };
         let mut subscription = self
             .store
-            .subscribe(from, SubscriptionFilter::event_types(["OrderPlaced."]))
+            .subscribe(
+                from,
+                SubscriptionFilter::event_types(["OrderPlaced.", "LineReassigned."]),
+            )
             .await?;
         let mut last_handled = None;
         loop {

@@ -34,11 +34,15 @@ pub struct Query(
     viewer::ViewerQuery,
     events::EventStoreQuery,
     ichigen_inventory::graphql::InventoryQuery,
+    ichigen_order::graphql::OrderQuery,
 );
 
 /// Everything Ichigen lets a caller change. Each service adds its mutation object.
 #[derive(MergedObject, Default)]
-pub struct Mutation(ichigen_inventory::graphql::InventoryMutation);
+pub struct Mutation(
+    ichigen_inventory::graphql::InventoryMutation,
+    ichigen_order::graphql::OrderMutation,
+);
 
 /// Live feeds.
 // Features add their subscription objects to the tuple.
@@ -80,6 +84,8 @@ pub struct SchemaDeps {
     pub store: DynEventStore,
     /// The inventory service's handlers and view (shared with its HTTP API and processes).
     pub inventory: ichigen_inventory::InventoryService,
+    /// The order service's catalog and handlers.
+    pub orders: ichigen_order::OrderService,
 }
 
 /// The schema with its dependencies and limits, ready to serve.
@@ -88,6 +94,7 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
         .limit_depth(settings.depth_limit)
         .limit_complexity(settings.complexity_limit)
         .data(deps.inventory.clone())
+        .data(deps.orders.clone())
         .data(deps)
         .finish()
 }

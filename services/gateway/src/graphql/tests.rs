@@ -268,10 +268,17 @@ async fn fixture() -> Fixture {
         dyn_store.clone(),
         Arc::new(ichigen_shared::clock::SystemClock),
     );
+    let orders = ichigen_order::OrderService::start(
+        dyn_store.clone(),
+        Arc::new(ichigen_shared::clock::SystemClock),
+        Arc::new(crate::wiring::InProcessInventory(inventory.clone())),
+        Arc::new(ichigen_order::payment::ManualProvider::new()),
+    );
     let schema = build_schema(
         SchemaDeps {
             store: dyn_store,
             inventory,
+            orders,
         },
         &GraphqlSettings::default(),
     );

@@ -373,11 +373,28 @@ impl OrderHandlers {
 
     /// Every line priced from the catalog, with line ids `L1`, `L2`, … in request order.
     fn price(&self, request: &PlaceRequest) -> Result<Vec<PricedLine>, PlaceError> {
+        if request.lines.is_empty() || request.lines.len() > order::MAX_LINES {
+            return Err(OrderError::InvalidInput {
+                field: "lines".into(),
+                reason: "must hold 1 to 500 lines",
+            }
+            .into());
+        }
         request
             .lines
             .iter()
             .enumerate()
             .map(|(index, line)| {
+                // Checked before sourcing, so that a huge quantity is bad input, not a shortage.
+                if !(1..=order::MAX_LINE_QTY).contains(&line.qty) {
+                    return Err(OrderError::InvalidQuantity {
+                        field: format!("lines.{index}.qty"),
+                        value: line.qty,
+                        min: 1,
+                        max: order::MAX_LINE_QTY,
+                    }
+                    .into());
+                }
                 let item = self
                     .catalog
                     .get(&line.sku)

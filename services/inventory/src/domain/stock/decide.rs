@@ -73,6 +73,15 @@ pub enum StockCommand {
         reservation_id: String,
         qty: i64,
     },
+    /// "This reservation's consumed total must be at least `total`": consumes the difference
+    /// (nothing when already there), with the checks of `Consume`. Unlike `Consume`, sending
+    /// it twice takes nothing twice, so a process that replays its events (after a crash before
+    /// its checkpoint) can send it again safely: the order process passes the cumulative units
+    /// the order shipped from the reservation.
+    ConsumeUpTo {
+        reservation_id: String,
+        total: i64,
+    },
     /// Expires every open reservation whose `expires_at` is at or before the decision's `now`
     /// (the clock is a parameter of [`decide`], so tests drive it).
     ExpireReservations,
@@ -303,6 +312,41 @@ pub fn decide(
             }
             // After a shortfall count the shelf may hold less than was promised: refuse rather
             // than let on hand go negative.
+            if qty > state.on_hand {
+                return Err(InventoryError::InsufficientStock {
+                    requested: qty,
+                    available: state.on_hand,
+                });
+            }
+            one(ReservationConsumed {
+                reservation_id: reservation_id.clone(),
+                qty,
+            }
+            .into())
+        }
+        C::ConsumeUpTo {
+            reservation_id,
+            total,
+        } => {
+            let total = positive("total", *total)?;
+            non_empty("reservationId", reservation_id)?;
+            let r = state.reservations.get(reservation_id).ok_or_else(|| {
+                InventoryError::ReservationNotFound {
+                    reservation_id: reservation_id.clone(),
+                }
+            })?;
+            if total <= r.consumed {
+                // Already there (a replay): closed or not, nothing to take.
+                return Ok(vec![]);
+            }
+            let qty = total - r.consumed;
+            let r = open_reservation(state, reservation_id)?;
+            if qty > r.quantity {
+                return Err(InventoryError::ExceedsReservation {
+                    requested: qty,
+                    reserved: r.quantity,
+                });
+            }
             if qty > state.on_hand {
                 return Err(InventoryError::InsufficientStock {
                     requested: qty,

@@ -85,6 +85,9 @@ pub struct Reservation {
     pub requested_expires_at: Option<DateTime<Utc>>,
     /// Still held (requested minus consumed); 0 once closed.
     pub quantity: i64,
+    /// Consumed so far (kept after the reservation closes, so that `ConsumeUpTo` can tell a
+    /// replayed consumption from a new one).
+    pub consumed: i64,
     pub expires_at: Option<DateTime<Utc>>,
     pub status: ReservationStatus,
 }
@@ -172,6 +175,7 @@ impl StockItem {
                         requested: e.qty,
                         requested_expires_at: e.expires_at,
                         quantity: e.qty,
+                        consumed: 0,
                         expires_at: e.expires_at,
                         status: ReservationStatus::Held,
                     },
@@ -193,6 +197,7 @@ impl StockItem {
                 if let Some(r) = self.reservations.get_mut(&e.reservation_id) {
                     let qty = e.qty.min(r.quantity);
                     r.quantity -= qty;
+                    r.consumed = r.consumed.saturating_add(qty);
                     if r.quantity == 0 {
                         r.status = ReservationStatus::Consumed;
                     }

@@ -836,3 +836,104 @@ fn a_sku_with_no_history_here_is_unknown_to_commands_that_need_stock() {
     )
     .is_ok());
 }
+
+#[test]
+fn consume_up_to_takes_only_the_difference() {
+    let s = given(&[received(10), reserved("r1", 4, None)]);
+    let up_to = |total| StockCommand::ConsumeUpTo {
+        reservation_id: "r1".into(),
+        total,
+    };
+    let (e, two) = then_one(&s, up_to(2));
+    assert_eq!(
+        e,
+        ReservationConsumed {
+            reservation_id: "r1".into(),
+            qty: 2
+        }
+        .into()
+    );
+    assert_eq!((two.on_hand, two.reserved), (8, 2));
+    assert_eq!(two.reservations["r1"].consumed, 2);
+    // A replay of the same total, or a lower one, takes nothing.
+    assert_eq!(when(&two, up_to(2)), Ok(vec![]));
+    assert_eq!(when(&two, up_to(1)), Ok(vec![]));
+    // A higher total takes the difference only.
+    let (e, four) = then_one(&two, up_to(4));
+    assert_eq!(
+        e,
+        ReservationConsumed {
+            reservation_id: "r1".into(),
+            qty: 2
+        }
+        .into()
+    );
+    assert_eq!(four.reservations["r1"].status, ReservationStatus::Consumed);
+    assert_eq!((four.on_hand, four.reserved), (6, 0));
+    // Closed by its own consumption: the same total is still answered as done.
+    assert_eq!(when(&four, up_to(4)), Ok(vec![]));
+    assert_eq!(
+        when(&four, up_to(5)),
+        Err(E::ReservationClosed {
+            reservation_id: "r1".into(),
+            status: "consumed"
+        })
+    );
+}
+
+#[test]
+fn consume_up_to_checks_like_consume() {
+    let s = given(&[received(10), reserved("r1", 4, None)]);
+    let up_to = |id: &str, total| StockCommand::ConsumeUpTo {
+        reservation_id: id.into(),
+        total,
+    };
+    assert_eq!(when(&s, up_to("r1", 0)), Err(bad_qty("total", 0, 1)));
+    assert_eq!(
+        when(&s, up_to("r1", 5)),
+        Err(E::ExceedsReservation {
+            requested: 5,
+            reserved: 4
+        })
+    );
+    assert_eq!(
+        when(&s, up_to("nope", 1)),
+        Err(E::ReservationNotFound {
+            reservation_id: "nope".into()
+        })
+    );
+    // Released after a partial consumption: what was consumed stays answered, more is refused.
+    let (_, part) = then_one(&s, up_to("r1", 1));
+    let (_, released) = then_one(
+        &part,
+        StockCommand::Release {
+            reservation_id: "r1".into(),
+        },
+    );
+    assert_eq!(when(&released, up_to("r1", 1)), Ok(vec![]));
+    assert_eq!(
+        when(&released, up_to("r1", 2)),
+        Err(E::ReservationClosed {
+            reservation_id: "r1".into(),
+            status: "released"
+        })
+    );
+    // After a shortfall count the shelf may hold less than promised: refused, not negative.
+    let short = given(&[
+        received(4),
+        reserved("r1", 4, None),
+        CycleCounted {
+            counted: 2,
+            delta: -2,
+            shortfall: 2,
+        }
+        .into(),
+    ]);
+    assert_eq!(
+        when(&short, up_to("r1", 3)),
+        Err(E::InsufficientStock {
+            requested: 3,
+            available: 2
+        })
+    );
+}

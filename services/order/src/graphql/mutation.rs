@@ -1,0 +1,271 @@
+//! `placeOrder`.
+
+use super::service;
+use super::types::{DeliveryMethod, OrderLineInput, OrderObject, PlaceOrderInput};
+use crate::domain::order::Channel;
+use crate::domain::sourcing::{Delivery, SourcingError};
+use crate::handlers::order::{LineRequest, PlaceError, PlaceRequest};
+use crate::ports::InventoryPortError;
+use async_graphql::{Context, Object, SimpleObject};
+use ichigen_shared::auth::{Actor, Role};
+use ichigen_shared::graphql::conventions::{
+    decode_id, gql_error, internal_error, request_context, require_role, ErrorCode, UserError,
+};
+
+/// Longest idempotency key accepted.
+const MAX_KEY: usize = 255;
+
+#[derive(SimpleObject, Default)]
+pub struct PlaceOrderPayload {
+    /// The order (also when the request was a retry of one already placed).
+    pub order: Option<OrderObject>,
+    /// Store position of the placement (null for a retry); pass as `atLeast` to reads.
+    pub position: Option<String>,
+    pub errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+pub struct OrderMutation;
+
+#[Object]
+impl OrderMutation {
+    /// A customer orders from the storefront, or store staff sell from the network (endless
+    /// aisle: SHIP to the customer, or SHIP_TO_STORE to their store). Prices come from the
+    /// catalog; every line is sourced and reserved, and the total authorized, or nothing
+    /// happens. Retrying with the same `idempotencyKey` and input returns the same order.
+    async fn place_order(
+        &self,
+        ctx: &Context<'_>,
+        input: PlaceOrderInput,
+    ) -> async_graphql::Result<PlaceOrderPayload> {
+        let actor = require_role(ctx, &[Role::Customer, Role::StoreStaff])?.clone();
+        let refused = |errors: Vec<UserError>| {
+            Ok(PlaceOrderPayload {
+                errors,
+                ..Default::default()
+            })
+        };
+        let key = input.idempotency_key.trim();
+        if key.is_empty() || key.len() > MAX_KEY {
+            return refused(vec![UserError::invalid(
+                &["input", "idempotencyKey"],
+                format!("must be 1 to {MAX_KEY} characters"),
+            )]);
+        }
+        let (customer_id, channel) = match actor.role {
+            Role::StoreStaff => {
+                let store = actor.store_id.clone().unwrap_or_default();
+                (input.customer_id.clone(), Channel::Store(store))
+            }
+            _ => {
+                if input
+                    .customer_id
+                    .as_ref()
+                    .is_some_and(|c| *c != actor.subject)
+                {
+                    return Err(gql_error(
+                        ErrorCode::Forbidden,
+                        "customers order for themselves only",
+                    ));
+                }
+                (Some(actor.subject.clone()), Channel::Web)
+            }
+        };
+        let svc = service(ctx)?;
+        let mut lines = Vec::with_capacity(input.lines.len());
+        let mut errors = Vec::new();
+        for (i, line) in input.lines.iter().enumerate() {
+            match delivery(ctx, &actor, i, line).await {
+                Ok(delivery) => lines.push(LineRequest {
+                    sku: line.sku.trim().to_string(),
+                    qty: line.quantity,
+                    delivery,
+                }),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return refused(errors);
+        }
+        let request = PlaceRequest {
+            customer_id,
+            channel,
+            lines,
+            allow_partial: input.allow_partial,
+            idempotency_key: key.to_string(),
+        };
+        let metadata = request_context(ctx)?.metadata();
+        match svc.orders.place(request, metadata).await {
+            Ok(placed) => Ok(PlaceOrderPayload {
+                order: Some(OrderObject(placed.order)),
+                position: placed.position.map(|p| p.to_string()),
+                errors: vec![],
+            }),
+            Err(e) => match place_errors(e) {
+                Ok(errors) => refused(errors),
+                Err(e) => Err(internal_error(ctx, "the order could not be placed", &e)),
+            },
+        }
+    }
+}
+
+/// The delivery of line `i`, checked against who is ordering.
+async fn delivery(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    i: usize,
+    line: &OrderLineInput,
+) -> Result<Delivery, UserError> {
+    let index = i.to_string();
+    let at = |rest: &[&str]| {
+        let mut path = vec!["input", "lines", index.as_str(), "delivery"];
+        path.extend_from_slice(rest);
+        path.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let invalid = |rest: &[&str], message: &str| {
+        let path = at(rest);
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        UserError::invalid(&refs, message)
+    };
+    let store = |id: &Option<async_graphql::ID>| -> Result<String, UserError> {
+        let id = id
+            .as_ref()
+            .ok_or_else(|| invalid(&["store"], "this delivery method needs a store"))?;
+        decode_id("Location", id).map_err(|e| invalid(&["store"], &e.message))
+    };
+    match line.delivery.method {
+        DeliveryMethod::Ship => {
+            let address = line
+                .delivery
+                .address
+                .as_ref()
+                .ok_or_else(|| invalid(&["address"], "SHIP needs an address"))?;
+            let (Some(lat), Some(lon)) = (address.lat, address.lon) else {
+                return Err(invalid(
+                    &["address", "lat"],
+                    "SHIP needs the address's coordinates (lat and lon)",
+                ));
+            };
+            if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+                return Err(invalid(&["address", "lat"], "must be between -90 and 90"));
+            }
+            if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+                return Err(invalid(&["address", "lon"], "must be between -180 and 180"));
+            }
+            Ok(Delivery::Ship { lat, lon })
+        }
+        DeliveryMethod::Pickup => Ok(Delivery::Pickup {
+            store: store(&line.delivery.store)?,
+        }),
+        DeliveryMethod::ShipToStore => {
+            let code = store(&line.delivery.store)?;
+            if actor.role != Role::StoreStaff || actor.store_id.as_deref() != Some(&code) {
+                return Err(UserError::new(
+                    ErrorCode::Forbidden,
+                    &at(&["store"])
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                    "SHIP_TO_STORE is for store staff ordering to their own store",
+                ));
+            }
+            let svc = service(ctx).map_err(|e| invalid(&["store"], &e.message))?;
+            let located = svc
+                .orders
+                .inventory()
+                .candidates(&[])
+                .await
+                .ok()
+                .and_then(|c| c.into_iter().find(|c| c.code == code));
+            match located {
+                Some(c) => Ok(Delivery::ShipToStore {
+                    store: code,
+                    lat: c.lat,
+                    lon: c.lon,
+                }),
+                None => Err(invalid(&["store"], "unknown or inactive store")),
+            }
+        }
+    }
+}
+
+/// Refusals as payload errors (`Ok`); faults as `Err` (top-level `INTERNAL`).
+fn place_errors(e: PlaceError) -> Result<Vec<UserError>, PlaceError> {
+    let line_path = |line_id: &str, rest: &[&str]| -> Vec<String> {
+        let index = line_id
+            .strip_prefix('L')
+            .and_then(|n| n.parse::<usize>().ok())
+            .map_or(line_id.to_string(), |n| n.saturating_sub(1).to_string());
+        let mut path = vec!["input".to_string(), "lines".to_string(), index];
+        path.extend(rest.iter().map(|s| s.to_string()));
+        path
+    };
+    let err = |code: ErrorCode, field: Vec<String>, message: String| UserError {
+        field,
+        code,
+        message,
+    };
+    Ok(match e {
+        PlaceError::Order(e) => {
+            let mut field = vec!["input".to_string()];
+            if let Some(f) = e.field() {
+                // The domain says `qty`; the GraphQL input says `quantity`.
+                field.extend(
+                    f.split('.')
+                        .map(|p| if p == "qty" { "quantity" } else { p }.to_string()),
+                );
+            }
+            let code = match e.code() {
+                "NOT_FOUND" => ErrorCode::NotFound,
+                "CONFLICT" => ErrorCode::Conflict,
+                "INSUFFICIENT_STOCK" => ErrorCode::InsufficientStock,
+                _ => ErrorCode::InvalidInput,
+            };
+            vec![err(code, field, e.to_string())]
+        }
+        PlaceError::Catalog { index, sku, reason } => vec![err(
+            ErrorCode::NotFound,
+            vec![
+                "input".into(),
+                "lines".into(),
+                index.to_string(),
+                "sku".into(),
+            ],
+            format!("SKU {sku} is {reason}"),
+        )],
+        PlaceError::Sourcing(SourcingError::Shortage { lines }) => lines
+            .iter()
+            .map(|l| {
+                err(
+                    ErrorCode::InsufficientStock,
+                    line_path(&l.line_id, &["quantity"]),
+                    format!(
+                        "only {} of {} {} can be sourced",
+                        l.sourceable, l.requested, l.sku
+                    ),
+                )
+            })
+            .collect(),
+        PlaceError::Sourcing(SourcingError::InvalidDelivery { line_id, reason }) => vec![err(
+            ErrorCode::InvalidInput,
+            line_path(&line_id, &["delivery", "store"]),
+            reason.as_str().to_string(),
+        )],
+        PlaceError::Sourcing(SourcingError::InvalidLine { line_id, reason }) => vec![err(
+            ErrorCode::InvalidInput,
+            line_path(&line_id, &["quantity"]),
+            reason.to_string(),
+        )],
+        PlaceError::Inventory(InventoryPortError::Refused(_)) => vec![err(
+            ErrorCode::InsufficientStock,
+            vec!["input".into(), "lines".into()],
+            "the stock was taken by other orders; try again".into(),
+        )],
+        PlaceError::Payment(e) if e.code() == "PAYMENT_DECLINED" => vec![err(
+            ErrorCode::PaymentDeclined,
+            vec!["input".into()],
+            e.to_string(),
+        )],
+        other => return Err(other),
+    })
+}

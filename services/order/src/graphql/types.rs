@@ -1,0 +1,243 @@
+//! Order types as GraphQL shows them.
+
+use super::ORDER_TYPE;
+use crate::domain::order::{Channel, LineState, Order};
+use crate::domain::sourcing::Delivery;
+use async_graphql::{Enum, InputObject, Json, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use ichigen_shared::graphql::conventions::{encode_id, MoneyObject};
+
+/// Where an order stands, in the words retailers use.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::order::OrderStatus")]
+pub enum OrderStatusGql {
+    Placed,
+    PartiallyFulfilled,
+    Fulfilled,
+    ReadyForPickup,
+    PickedUp,
+    Delivered,
+    Cancelled,
+    PartiallyCancelled,
+}
+
+/// How a line reaches the customer.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryMethod {
+    /// Shipped to the customer's address.
+    Ship,
+    /// Collected at a store (BOPIS).
+    Pickup,
+    /// Endless aisle: shipped from the network to this store, collected there.
+    ShipToStore,
+}
+
+/// A shipping address; the coordinates are what sourcing measures distances from.
+#[derive(InputObject, Clone, Debug)]
+pub struct ShippingAddressInput {
+    pub line1: String,
+    pub city: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    /// Geocoded latitude; required for SHIP.
+    pub lat: Option<f64>,
+    /// Geocoded longitude; required for SHIP.
+    pub lon: Option<f64>,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct DeliveryInput {
+    pub method: DeliveryMethod,
+    /// SHIP: where to.
+    pub address: Option<ShippingAddressInput>,
+    /// PICKUP and SHIP_TO_STORE: the store (a Location id).
+    pub store: Option<ID>,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct OrderLineInput {
+    pub sku: String,
+    pub quantity: i64,
+    pub delivery: DeliveryInput,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct PlaceOrderInput {
+    /// Makes the mutation safe to retry: the same key and input return the same order.
+    pub idempotency_key: String,
+    pub lines: Vec<OrderLineInput>,
+    /// Accept the lines that can be sourced and cancel the rest (default: all or nothing).
+    #[graphql(default = false)]
+    pub allow_partial: bool,
+    /// Store staff: the customer the order is for (optional for a walk-in).
+    pub customer_id: Option<String>,
+}
+
+/// How a line is delivered, as recorded.
+#[derive(SimpleObject)]
+pub struct DeliveryObject {
+    pub method: DeliveryMethod,
+    pub store_code: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+}
+
+impl From<&Delivery> for DeliveryObject {
+    fn from(d: &Delivery) -> Self {
+        match d {
+            Delivery::Ship { lat, lon } => DeliveryObject {
+                method: DeliveryMethod::Ship,
+                store_code: None,
+                lat: Some(*lat),
+                lon: Some(*lon),
+            },
+            Delivery::Pickup { store } => DeliveryObject {
+                method: DeliveryMethod::Pickup,
+                store_code: Some(store.clone()),
+                lat: None,
+                lon: None,
+            },
+            Delivery::ShipToStore { store, lat, lon } => DeliveryObject {
+                method: DeliveryMethod::ShipToStore,
+                store_code: Some(store.clone()),
+                lat: Some(*lat),
+                lon: Some(*lon),
+            },
+        }
+    }
+}
+
+/// Units of a line held or fulfilled at one location.
+#[derive(SimpleObject)]
+pub struct AllocationObject {
+    pub location_code: String,
+    pub quantity: i64,
+    pub fulfilled: i64,
+    pub released: i64,
+}
+
+pub struct OrderLineObject(pub LineState);
+
+#[Object(name = "OrderLine")]
+impl OrderLineObject {
+    async fn line_id(&self) -> &str {
+        &self.0.line_id
+    }
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn quantity(&self) -> i64 {
+        self.0.qty
+    }
+    /// From the catalog at placement.
+    async fn unit_price(&self) -> MoneyObject {
+        self.0.unit_price.into()
+    }
+    async fn delivery(&self) -> DeliveryObject {
+        (&self.0.delivery).into()
+    }
+    /// Where its units are held or were fulfilled from.
+    async fn allocations(&self) -> Vec<AllocationObject> {
+        self.0
+            .allocations
+            .iter()
+            .map(|a| AllocationObject {
+                location_code: a.location.clone(),
+                quantity: a.qty,
+                fulfilled: a.fulfilled,
+                released: a.released,
+            })
+            .collect()
+    }
+    async fn shipped(&self) -> i64 {
+        self.0.shipped
+    }
+    async fn ready_for_pickup(&self) -> i64 {
+        self.0.ready
+    }
+    async fn picked_up(&self) -> i64 {
+        self.0.picked_up
+    }
+    async fn delivered(&self) -> i64 {
+        self.0.delivered
+    }
+    async fn cancelled(&self) -> i64 {
+        self.0.cancelled
+    }
+}
+
+/// The money side of an order.
+#[derive(SimpleObject)]
+pub struct PaymentObject {
+    pub provider: String,
+    pub authorized: MoneyObject,
+    pub captured: MoneyObject,
+    pub refunded: MoneyObject,
+    pub voided: bool,
+}
+
+pub struct OrderObject(pub Order);
+
+#[Object(name = "Order")]
+impl OrderObject {
+    async fn id(&self) -> ID {
+        let key = self
+            .0
+            .header
+            .as_ref()
+            .map(|h| h.order_id.to_string())
+            .unwrap_or_default();
+        encode_id(ORDER_TYPE, &key)
+    }
+    async fn status(&self) -> Option<OrderStatusGql> {
+        self.0.status().map(Into::into)
+    }
+    async fn customer_id(&self) -> Option<&str> {
+        self.0.header.as_ref()?.customer_id.as_deref()
+    }
+    /// `WEB`, or the code of the store it was sold in (endless aisle).
+    async fn channel(&self) -> Option<String> {
+        Some(match &self.0.header.as_ref()?.channel {
+            Channel::Web => "WEB".to_string(),
+            Channel::Store(code) => code.clone(),
+        })
+    }
+    async fn placed_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.0.header.as_ref()?.placed_at)
+    }
+    /// Every line as ordered, at catalog prices.
+    async fn total(&self) -> Option<MoneyObject> {
+        Some(self.0.header.as_ref()?.total.into())
+    }
+    /// What the customer owes for the units not cancelled.
+    async fn payable(&self) -> Option<MoneyObject> {
+        self.0.payable().map(Into::into)
+    }
+    async fn lines(&self) -> Vec<OrderLineObject> {
+        self.0.lines.iter().cloned().map(OrderLineObject).collect()
+    }
+    async fn payment(&self) -> Option<PaymentObject> {
+        let p = self.0.payment.as_ref()?;
+        Some(PaymentObject {
+            provider: p.provider.clone(),
+            authorized: p.authorized.into(),
+            captured: p.captured.into(),
+            refunded: p.refunded.into(),
+            voided: p.voided,
+        })
+    }
+    /// Which locations were considered for each line, and why each was chosen or skipped.
+    async fn sourcing(&self) -> Json<serde_json::Value> {
+        Json(
+            self.0
+                .header
+                .as_ref()
+                .and_then(|h| serde_json::to_value(&h.sourcing).ok())
+                .unwrap_or(serde_json::Value::Null),
+        )
+    }
+}

@@ -1,0 +1,50 @@
+//! The order service as one value: the catalog, the order handlers and their ports, built once
+//! per process and shared by GraphQL, the integration API and the processes.
+
+use crate::catalog_service::CatalogService;
+use crate::handlers::order::OrderHandlers;
+use crate::payment::PaymentProvider;
+use crate::ports::InventoryPort;
+use ichigen_shared::clock::Clock;
+use ichigen_shared::projection::ProjectionHandle;
+use ichigen_shared::store::DynEventStore;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct OrderService {
+    pub store: DynEventStore,
+    pub clock: Arc<dyn Clock>,
+    pub catalog: CatalogService,
+    pub orders: OrderHandlers,
+}
+
+impl OrderService {
+    /// Starts the catalog view and builds the handlers over the given ports. Must run inside a
+    /// Tokio runtime.
+    pub fn start(
+        store: DynEventStore,
+        clock: Arc<dyn Clock>,
+        inventory: Arc<dyn InventoryPort>,
+        payments: Arc<dyn PaymentProvider>,
+    ) -> Self {
+        let catalog = CatalogService::start(store.clone(), clock.clone());
+        let orders = OrderHandlers::new(
+            store.clone(),
+            catalog.view.clone(),
+            inventory,
+            payments,
+            clock.clone(),
+        );
+        OrderService {
+            store,
+            clock,
+            catalog,
+            orders,
+        }
+    }
+
+    /// The projections readiness waits for.
+    pub fn projections(&self) -> Vec<ProjectionHandle> {
+        self.catalog.projections()
+    }
+}

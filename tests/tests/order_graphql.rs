@@ -1,0 +1,208 @@
+//! `placeOrder` and `order(id)` through GraphQL on a real server with the demo data set
+//! (2 DCs, 4 stores, 18 SKUs with JPY prices).
+
+use ichigen_gateway::serve::Target;
+use ichigen_tests::server::TestServer;
+use serde_json::{json, Value};
+
+const PLACE: &str = "mutation($input: PlaceOrderInput!) {
+  placeOrder(input: $input) {
+    order { id status customerId channel total { amount currency }
+            lines { lineId sku quantity unitPrice { amount } delivery { method storeCode } allocations { locationCode quantity } }
+            payment { provider authorized { amount currency } captured { amount } } }
+    position
+    errors { field code message }
+  }
+}";
+
+const ORDER: &str = "query($id: ID!) { order(id: $id) { id status lines { sku quantity } } }";
+
+async fn demo() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    TestServer::start_with(dir, Target::All, |s| s.demo.seed = true).await
+}
+
+fn location_id(code: &str) -> String {
+    ichigen_shared::graphql::conventions::encode_id("Location", code).to_string()
+}
+
+fn ship_line(sku: &str, qty: i64) -> Value {
+    json!({ "sku": sku, "quantity": qty, "delivery": { "method": "SHIP",
+        "address": { "line1": "1-2-3 Marunouchi", "city": "Tokyo", "postalCode": "100-0005",
+                     "country": "JP", "lat": 35.681, "lon": 139.767 } } })
+}
+
+async fn place(server: &TestServer, token: &str, input: Value) -> Value {
+    let (status, body) = server
+        .graphql(Some(token), PLACE, json!({ "input": input }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_places_an_order_priced_from_the_catalog_once() {
+    let server = demo().await;
+    let alice = server.token("customer", None, "alice");
+    let input = json!({ "idempotencyKey": "cart-1", "lines": [ship_line("TEE-M", 2)] });
+    let body = place(&server, &alice, input.clone()).await;
+    let payload = &body["data"]["placeOrder"];
+    assert_eq!(payload["errors"], json!([]), "{body}");
+    let order = &payload["order"];
+    assert_eq!(order["status"], "PLACED");
+    assert_eq!(order["customerId"], "alice");
+    assert_eq!(order["channel"], "WEB");
+    // 2 × 1990 JPY from the catalog, authorized in full.
+    assert_eq!(
+        order["total"],
+        json!({ "amount": "3980", "currency": "JPY" })
+    );
+    assert_eq!(order["payment"]["authorized"]["amount"], "3980");
+    assert_eq!(order["payment"]["captured"]["amount"], "0");
+    let allocated: i64 = order["lines"][0]["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["quantity"].as_i64().unwrap())
+        .sum();
+    assert_eq!(allocated, 2);
+    assert!(payload["position"].is_string());
+    // The retry returns the same order and places nothing new.
+    let again = place(&server, &alice, input).await;
+    assert_eq!(again["data"]["placeOrder"]["order"]["id"], order["id"]);
+    assert_eq!(again["data"]["placeOrder"]["position"], Value::Null);
+    // The owner reads it; another customer cannot (null, as if it did not exist).
+    let id = order["id"].as_str().unwrap();
+    let (_, mine) = server
+        .graphql(Some(&alice), ORDER, json!({ "id": id }))
+        .await;
+    assert_eq!(mine["data"]["order"]["status"], "PLACED", "{mine}");
+    let bob = server.token("customer", None, "bob");
+    let (_, theirs) = server.graphql(Some(&bob), ORDER, json!({ "id": id })).await;
+    assert_eq!(theirs["data"]["order"], Value::Null, "{theirs}");
+    let cs = server.token("cs-agent", None, "agent-1");
+    let (_, cs_view) = server.graphql(Some(&cs), ORDER, json!({ "id": id })).await;
+    assert_eq!(cs_view["data"]["order"]["id"], order["id"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_orders_are_typed_errors_and_change_nothing() {
+    let server = demo().await;
+    let alice = server.token("customer", None, "alice");
+    let head = server.running.store.head().await.unwrap();
+    let cases = [
+        (
+            json!({ "idempotencyKey": "b1", "lines": [ship_line("TEE-M", 0)] }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "idempotencyKey": "b2", "lines": [ship_line("TEE-M", 1_000_000)] }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "idempotencyKey": "b3", "lines": [ship_line("NO-SUCH-SKU", 1)] }),
+            "NOT_FOUND",
+        ),
+        (
+            json!({ "idempotencyKey": "b4", "lines": [{ "sku": "TEE-M", "quantity": 1,
+                "delivery": { "method": "SHIP", "address": { "line1": "x", "city": "Tokyo",
+                "postalCode": "1", "country": "JP" } } }] }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "idempotencyKey": "b5", "lines": [{ "sku": "TEE-M", "quantity": 1,
+                "delivery": { "method": "PICKUP", "store": location_id("TKY-DC1") } }] }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "idempotencyKey": "b6", "lines": [ship_line("PARKA-L", 5000)] }),
+            "INSUFFICIENT_STOCK",
+        ),
+    ];
+    for (input, code) in cases {
+        let body = place(&server, &alice, input.clone()).await;
+        let payload = &body["data"]["placeOrder"];
+        assert_eq!(payload["order"], Value::Null, "{input}: {body}");
+        assert_eq!(payload["errors"][0]["code"], code, "{input}: {body}");
+        let field = payload["errors"][0]["field"].as_array().unwrap();
+        assert_eq!(field[0], "input", "{body}");
+    }
+    // A customer cannot use endless aisle, nor order for someone else.
+    let body = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "b7", "customerId": "bob", "lines": [ship_line("TEE-M", 1)] }),
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    // Nothing was appended by any of them.
+    assert_eq!(server.running.store.head().await.unwrap(), head);
+    // A replayed key with a different body is refused.
+    let first = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "k", "lines": [ship_line("TEE-M", 1)] }),
+    )
+    .await;
+    assert_eq!(first["data"]["placeOrder"]["errors"], json!([]), "{first}");
+    let reused = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "k", "lines": [ship_line("TEE-M", 2)] }),
+    )
+    .await;
+    assert_eq!(
+        reused["data"]["placeOrder"]["errors"][0]["field"],
+        json!(["input", "idempotencyKey"]),
+        "{reused}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_staff_sell_from_the_network_to_the_customer_or_their_store() {
+    let server = demo().await;
+    let clerk = server.token("store-staff", Some("TKY-SHINJUKU"), "clerk-1");
+    // Endless aisle, shipped to this store for pickup.
+    let body = place(
+        &server,
+        &clerk,
+        json!({ "idempotencyKey": "ea-1", "customerId": "carol", "lines": [{
+            "sku": "DENIM-M", "quantity": 1,
+            "delivery": { "method": "SHIP_TO_STORE", "store": location_id("TKY-SHINJUKU") } }] }),
+    )
+    .await;
+    let payload = &body["data"]["placeOrder"];
+    assert_eq!(payload["errors"], json!([]), "{body}");
+    assert_eq!(payload["order"]["channel"], "TKY-SHINJUKU");
+    assert_eq!(payload["order"]["customerId"], "carol");
+    let line = &payload["order"]["lines"][0];
+    assert_eq!(line["delivery"]["method"], "SHIP_TO_STORE");
+    // Sourced from elsewhere in the network, never from the destination store itself.
+    for a in line["allocations"].as_array().unwrap() {
+        assert_ne!(a["locationCode"], "TKY-SHINJUKU", "{body}");
+    }
+    // Endless aisle to the customer's home.
+    let body = place(
+        &server,
+        &clerk,
+        json!({ "idempotencyKey": "ea-2", "lines": [ship_line("KNIT-S", 1)] }),
+    )
+    .await;
+    assert_eq!(body["data"]["placeOrder"]["errors"], json!([]), "{body}");
+    // Not to another store.
+    let body = place(
+        &server,
+        &clerk,
+        json!({ "idempotencyKey": "ea-3", "lines": [{ "sku": "DENIM-M", "quantity": 1,
+            "delivery": { "method": "SHIP_TO_STORE", "store": location_id("OSA-UMEDA") } }] }),
+    )
+    .await;
+    let error = &body["data"]["placeOrder"]["errors"][0];
+    assert_eq!(error["code"], "FORBIDDEN", "{body}");
+    server.stop().await;
+}
