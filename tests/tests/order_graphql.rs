@@ -206,3 +206,133 @@ async fn store_staff_sell_from_the_network_to_the_customer_or_their_store() {
     assert_eq!(error["code"], "FORBIDDEN", "{body}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_list_cancel_and_follow_their_orders() {
+    use ichigen_tests::server::GraphqlWs;
+    let server = demo().await;
+    let alice = server.token("customer", None, "alice");
+    let before = chino_available(&server).await;
+    let body = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "c-1", "lines": [ship_line("CHINO-M", 1), ship_line("TEE-L", 2)] }),
+    )
+    .await;
+    let order = &body["data"]["placeOrder"]["order"];
+    let id = order["id"].as_str().unwrap().to_string();
+    let position = body["data"]["placeOrder"]["position"].as_str().unwrap();
+    // Her orders, read from the status view once it has the placement.
+    let (_, list) = server
+        .graphql(
+            Some(&alice),
+            "query($p: String) { orders(first: 10, atLeast: $p) { edges { node { id status } } } }",
+            json!({ "p": position }),
+        )
+        .await;
+    let edges = list["data"]["orders"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1, "{list}");
+    assert_eq!(edges[0]["node"]["id"], id.as_str());
+    // Bob sees none of it, and cannot cancel it.
+    let bob = server.token("customer", None, "bob");
+    let (_, none) = server
+        .graphql(
+            Some(&bob),
+            "{ orders { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(none["data"]["orders"]["edges"], json!([]));
+    let cancel = "mutation($input: CancelOrderInput!) { cancelOrder(input: $input) { order { status lines { lineId cancelled } } position errors { field code message } } }";
+    let (_, refused) = server
+        .graphql(Some(&bob), cancel, json!({ "input": { "orderId": id } }))
+        .await;
+    assert_eq!(
+        refused["data"]["cancelOrder"]["errors"][0]["code"],
+        "NOT_FOUND"
+    );
+    // Follow it live while Alice cancels one line, then the rest.
+    let (mut ws, ack) = GraphqlWs::connect(
+        server.addr(),
+        json!({ "Authorization": format!("Bearer {alice}") }),
+    )
+    .await;
+    assert_eq!(ack.unwrap()["type"], "connection_ack");
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($id: ID!) { orderUpdates(orderId: $id) { kind amount { amount } reason } }",
+        "variables": { "id": id } } }))
+        .await;
+    let (_, partial) = server
+        .graphql(
+            Some(&alice),
+            cancel,
+            json!({ "input": { "orderId": id, "lines": [{ "lineId": "L2", "quantity": 2 }] } }),
+        )
+        .await;
+    let payload = &partial["data"]["cancelOrder"];
+    assert_eq!(payload["errors"], json!([]), "{partial}");
+    assert_eq!(payload["order"]["status"], "PARTIALLY_CANCELLED");
+    // Cancelling more than is left is a typed error.
+    let (_, too_much) = server
+        .graphql(
+            Some(&alice),
+            cancel,
+            json!({ "input": { "orderId": id, "lines": [{ "lineId": "L2", "quantity": 1 }] } }),
+        )
+        .await;
+    assert_eq!(
+        too_much["data"]["cancelOrder"]["order"],
+        Value::Null,
+        "{too_much}"
+    );
+    assert!(!too_much["data"]["cancelOrder"]["errors"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let (_, all) = server
+        .graphql(Some(&alice), cancel, json!({ "input": { "orderId": id } }))
+        .await;
+    assert_eq!(
+        all["data"]["cancelOrder"]["order"]["status"], "CANCELLED",
+        "{all}"
+    );
+    let mut kinds = Vec::new();
+    while kinds.len() < 4 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("an update in time")
+            .unwrap();
+        assert_eq!(next["type"], "next", "{next}");
+        kinds.push(
+            next["payload"]["data"]["orderUpdates"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        kinds,
+        ["ORDER_RECEIVED", "CONFIRMED", "CANCELLED", "CANCELLED"]
+    );
+    // The order's reactions release the stock: what Alice held is available again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while chino_available(&server).await != before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stock was not released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
+async fn chino_available(server: &TestServer) -> i64 {
+    let (_, body) = server
+        .graphql(
+            None,
+            "{ availability(sku: \"CHINO-M\") { available } }",
+            json!({}),
+        )
+        .await;
+    body["data"]["availability"]["available"].as_i64().unwrap()
+}

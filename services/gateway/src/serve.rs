@@ -117,10 +117,24 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
         Arc::new(ichigen_order::payment::ManualProvider::new()),
     );
     readiness.projections.extend(orders.projections());
+    let fulfillment_handlers =
+        ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
+    if target.runs(Target::Order) {
+        // Fulfillment progress and the order's own events drive stock, payment and
+        // fulfillment (checkpointed; every side effect idempotent).
+        ichigen_order::process::fulfillment_reactions::FulfillmentReactions::new(
+            store.clone(),
+            orders.orders.clone(),
+            Arc::new(crate::wiring::InProcessFulfillment(
+                fulfillment_handlers.clone(),
+            )),
+            clock.clone(),
+        )
+        .spawn();
+    }
     if target.runs(Target::Fulfillment) {
         // Placed orders become fulfillment orders (from a stored checkpoint, idempotently).
-        let handlers =
-            ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
+        let handlers = fulfillment_handlers.clone();
         let view = inventory.view.clone();
         let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
             Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));

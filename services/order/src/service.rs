@@ -5,6 +5,7 @@ use crate::catalog_service::CatalogService;
 use crate::handlers::order::OrderHandlers;
 use crate::payment::PaymentProvider;
 use crate::ports::InventoryPort;
+use crate::projections::order_status::OrderStatusView;
 use ichigen_shared::clock::Clock;
 use ichigen_shared::projection::ProjectionHandle;
 use ichigen_shared::store::DynEventStore;
@@ -16,6 +17,9 @@ pub struct OrderService {
     pub clock: Arc<dyn Clock>,
     pub catalog: CatalogService,
     pub orders: OrderHandlers,
+    /// Orders with their fulfillment and payment state, timeline and post-purchase messages.
+    pub status: Arc<OrderStatusView>,
+    pub status_handle: ProjectionHandle,
 }
 
 impl OrderService {
@@ -35,16 +39,22 @@ impl OrderService {
             payments,
             clock.clone(),
         );
+        let status = Arc::new(OrderStatusView::new());
+        let status_handle = ichigen_shared::projection::spawn(store.clone(), status.clone());
         OrderService {
             store,
             clock,
             catalog,
             orders,
+            status,
+            status_handle,
         }
     }
 
     /// The projections readiness waits for.
     pub fn projections(&self) -> Vec<ProjectionHandle> {
-        self.catalog.projections()
+        let mut all = self.catalog.projections();
+        all.push(self.status_handle.clone());
+        all
     }
 }

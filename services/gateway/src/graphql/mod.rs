@@ -50,6 +50,7 @@ pub struct Mutation(
 pub struct Subscription(
     events::EventFeedSubscription,
     ichigen_inventory::graphql::InventorySubscription,
+    ichigen_order::graphql::OrderSubscription,
 );
 
 pub type IchigenSchema = Schema<Query, Mutation, Subscription>;

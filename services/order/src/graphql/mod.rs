@@ -7,10 +7,12 @@
 
 mod mutation;
 mod query;
+mod subscription;
 pub mod types;
 
 pub use mutation::OrderMutation;
 pub use query::OrderQuery;
+pub use subscription::OrderSubscription;
 
 use crate::domain::order::{Channel, Order};
 use crate::domain::sourcing::Delivery;

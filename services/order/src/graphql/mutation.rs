@@ -1,8 +1,11 @@
 //! `placeOrder`.
 
 use super::service;
-use super::types::{DeliveryMethod, OrderLineInput, OrderObject, PlaceOrderInput};
+use super::types::{
+    CancelOrderInput, DeliveryMethod, OrderLineInput, OrderObject, PlaceOrderInput,
+};
 use crate::domain::order::Channel;
+use crate::domain::order::{LineQty, OrderCommand};
 use crate::domain::sourcing::{Delivery, SourcingError};
 use crate::handlers::order::{LineRequest, PlaceError, PlaceRequest};
 use crate::ports::InventoryPortError;
@@ -25,10 +28,17 @@ pub struct PlaceOrderPayload {
 }
 
 #[derive(Default)]
-pub struct OrderMutation;
+pub struct PlaceMutation;
+
+#[derive(Default)]
+pub struct CancelMutation;
+
+/// The order service's mutations.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct OrderMutation(PlaceMutation, CancelMutation);
 
 #[Object]
-impl OrderMutation {
+impl PlaceMutation {
     /// A customer orders from the storefront, or store staff sell from the network (endless
     /// aisle: SHIP to the customer, or SHIP_TO_STORE to their store). Prices come from the
     /// catalog; every line is sourced and reserved, and the total authorized, or nothing
@@ -104,6 +114,82 @@ impl OrderMutation {
             Err(e) => match place_errors(e) {
                 Ok(errors) => refused(errors),
                 Err(e) => Err(internal_error(ctx, "the order could not be placed", &e)),
+            },
+        }
+    }
+}
+
+#[derive(SimpleObject, Default)]
+pub struct CancelOrderPayload {
+    pub order: Option<OrderObject>,
+    pub position: Option<String>,
+    pub errors: Vec<UserError>,
+}
+
+#[Object]
+impl CancelMutation {
+    /// Cancels a whole order or lines/quantities of it that have not shipped or been picked
+    /// up: its customer, CS agents and admins. Stock is released and the payment voided or
+    /// refunded by the order's processes.
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelOrderInput,
+    ) -> async_graphql::Result<CancelOrderPayload> {
+        let actor = require_role(ctx, &[Role::Customer, Role::CsAgent, Role::Admin])?.clone();
+        let refused = |e: UserError| {
+            Ok(CancelOrderPayload {
+                errors: vec![e],
+                ..Default::default()
+            })
+        };
+        let order_id = match decode_id(super::ORDER_TYPE, &input.order_id)
+            .map_err(|e| e.at(&["input", "orderId"]))
+            .and_then(|k| {
+                uuid::Uuid::parse_str(&k)
+                    .map_err(|_| UserError::invalid(&["input", "orderId"], "not an order id"))
+            }) {
+            Ok(id) => id,
+            Err(e) => return refused(e),
+        };
+        let svc = service(ctx)?;
+        let (order, _) = svc
+            .orders
+            .load(order_id)
+            .await
+            .map_err(|e| internal_error(ctx, "cannot read the order", &e))?;
+        if !super::may_read(&actor, &order) {
+            return refused(UserError::new(
+                ErrorCode::NotFound,
+                &["input", "orderId"],
+                "no such order",
+            ));
+        }
+        let command = OrderCommand::Cancel {
+            lines: input.lines.map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|l| LineQty {
+                        line_id: l.line_id,
+                        qty: l.quantity,
+                    })
+                    .collect()
+            }),
+            reason: input.reason,
+        };
+        let metadata = request_context(ctx)?.metadata();
+        match svc.orders.execute(order_id, command, metadata).await {
+            Ok(done) => Ok(CancelOrderPayload {
+                order: Some(OrderObject(done.order)),
+                position: done.position.map(|p| p.to_string()),
+                errors: vec![],
+            }),
+            Err(e) => match place_errors(e) {
+                Ok(errors) => Ok(CancelOrderPayload {
+                    errors,
+                    ..Default::default()
+                }),
+                Err(e) => Err(internal_error(ctx, "the order could not be cancelled", &e)),
             },
         }
     }

@@ -2,8 +2,14 @@
 
 use super::types::OrderObject;
 use super::{may_read, service, ORDER_TYPE};
+use async_graphql::connection::{Connection, OpaqueCursor};
 use async_graphql::{Context, Object, ID};
-use ichigen_shared::graphql::conventions::{decode_id, internal_error, request_context};
+use chrono::{DateTime, Utc};
+use ichigen_shared::auth::Role;
+use ichigen_shared::graphql::conventions::{
+    connection_complexity, decode_id, forward_connection, internal_error, request_context,
+    require_role,
+};
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -26,5 +32,42 @@ impl OrderQuery {
             .await
             .map_err(|e| internal_error(ctx, "cannot read the order", &e))?;
         Ok(may_read(actor, &order).then_some(OrderObject(order)))
+    }
+
+    /// Orders, newest first: a customer's own, or every order for CS agents and admins. Read
+    /// from the order status view (`atLeast` waits for a write's position).
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> async_graphql::Result<Connection<OpaqueCursor<(DateTime<Utc>, Uuid)>, OrderObject>> {
+        let actor = require_role(ctx, &[Role::Customer, Role::CsAgent, Role::Admin])?.clone();
+        let svc = service(ctx)?;
+        if let Some(text) = at_least.as_deref() {
+            let position = text.trim().parse().map_err(|_| {
+                ichigen_shared::graphql::conventions::UserError::invalid(
+                    &["atLeast"],
+                    format!("{text:?} is not a position returned by this API"),
+                )
+            })?;
+            svc.status_handle
+                .wait_for(position, std::time::Duration::from_secs(5))
+                .await
+                .map_err(|e| internal_error(ctx, "the order view is behind", &e))?;
+        }
+        forward_connection(after, first, |after, limit| async move {
+            let (records, _) = match actor.role {
+                Role::Customer => svc.status.by_customer(&actor.subject, after, limit),
+                _ => svc.status.all(after, limit),
+            };
+            Ok(records
+                .into_iter()
+                .map(|r| (r.cursor(), OrderObject(r.order)))
+                .collect())
+        })
+        .await
     }
 }

@@ -182,6 +182,19 @@ pub struct PaymentObject {
 
 pub struct OrderObject(pub Order);
 
+impl OrderObject {
+    /// The order's record in the status view.
+    fn record(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<Option<crate::projections::order_status::OrderRecord>> {
+        let Some(order_id) = self.0.header.as_ref().map(|h| h.order_id) else {
+            return Ok(None);
+        };
+        Ok(super::service(ctx)?.status.get(order_id))
+    }
+}
+
 #[Object(name = "Order")]
 impl OrderObject {
     async fn id(&self) -> ID {
@@ -230,6 +243,69 @@ impl OrderObject {
             voided: p.voided,
         })
     }
+    /// The fulfillment orders (per location) with tracking and pickup codes, from the order
+    /// status view (empty until it has seen them).
+    async fn fulfillments(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<Vec<OrderFulfillmentObject>> {
+        let Some(record) = self.record(ctx)? else {
+            return Ok(vec![]);
+        };
+        Ok(record
+            .fulfillments
+            .iter()
+            .map(|f| OrderFulfillmentObject {
+                id: encode_id("FulfillmentOrder", &f.fulfillment_id.to_string()),
+                location_code: f.location.clone(),
+                kind: f.kind.as_str().to_string(),
+                status: f.status.as_str().to_string(),
+                destination_store_code: f.destination_store.clone(),
+                carrier: f.carrier.clone(),
+                tracking_number: f.tracking_number.clone(),
+                pickup_code: f.pickup_code.clone(),
+                pickup_expires_at: f.pickup_expires_at,
+            })
+            .collect())
+    }
+
+    /// Every event of the order and of its fulfillment orders, oldest first.
+    async fn timeline(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<Vec<TimelineEntryObject>> {
+        let Some(record) = self.record(ctx)? else {
+            return Ok(vec![]);
+        };
+        Ok(record
+            .timeline
+            .iter()
+            .map(|t| TimelineEntryObject {
+                event_type: t.event_type.clone(),
+                occurred_at: t.occurred_at,
+                summary: t.summary.clone(),
+                actor: t.actor.to_compact(),
+                position: t.position.to_string(),
+            })
+            .collect())
+    }
+
+    /// The post-purchase messages sent so far.
+    async fn updates(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<Vec<OrderUpdateObject>> {
+        let Some(order_id) = self.0.header.as_ref().map(|h| h.order_id) else {
+            return Ok(vec![]);
+        };
+        Ok(super::service(ctx)?
+            .status
+            .updates(order_id)
+            .iter()
+            .map(OrderUpdateObject::from)
+            .collect())
+    }
+
     /// Which locations were considered for each line, and why each was chosen or skipped.
     async fn sourcing(&self) -> Json<serde_json::Value> {
         Json(
@@ -240,4 +316,117 @@ impl OrderObject {
                 .unwrap_or(serde_json::Value::Null),
         )
     }
+}
+
+/// One fulfillment order of an order, as the customer and staff follow it.
+#[derive(SimpleObject)]
+pub struct OrderFulfillmentObject {
+    /// The fulfillment order's id (type `FulfillmentOrder`).
+    pub id: ID,
+    pub location_code: String,
+    /// SHIP, PICKUP or SHIP_TO_STORE.
+    pub kind: String,
+    /// OPEN, PICKED, PACKED, SHIPPED, DELIVERED, READY_FOR_PICKUP, PICKED_UP, EXPIRED, CANCELLED.
+    pub status: String,
+    pub destination_store_code: Option<String>,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    /// Shown to the customer (and staff) once the order waits at the counter.
+    pub pickup_code: Option<String>,
+    pub pickup_expires_at: Option<DateTime<Utc>>,
+}
+
+/// One event in an order's life.
+#[derive(SimpleObject)]
+pub struct TimelineEntryObject {
+    /// Versioned event type, e.g. `OrderShipped.v1`.
+    #[graphql(name = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub summary: String,
+    /// `ROLE:subject`.
+    pub actor: String,
+    /// Store position, opaque.
+    pub position: String,
+}
+
+/// A post-purchase message (what retailers email or push after a purchase).
+#[derive(SimpleObject, Clone)]
+pub struct OrderUpdateObject {
+    pub order_id: ID,
+    /// ORDER_RECEIVED, CONFIRMED, SHIPPED, READY_FOR_PICKUP, PICKED_UP, DELIVERED, CANCELLED,
+    /// REFUNDED.
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    pub position: String,
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub store_code: Option<String>,
+    pub pickup_code: Option<String>,
+    pub pickup_expires_at: Option<DateTime<Utc>>,
+    /// Cancelled value, refunded amount or confirmed amount.
+    pub amount: Option<MoneyObject>,
+    pub reason: Option<String>,
+}
+
+impl From<&crate::projections::order_status::OrderUpdate> for OrderUpdateObject {
+    fn from(u: &crate::projections::order_status::OrderUpdate) -> Self {
+        use crate::projections::order_status::OrderUpdateKind as K;
+        let mut o = OrderUpdateObject {
+            order_id: encode_id(ORDER_TYPE, &u.order_id.to_string()),
+            kind: u.kind.as_str().to_string(),
+            occurred_at: u.occurred_at,
+            position: u.position.to_string(),
+            carrier: None,
+            tracking_number: None,
+            store_code: None,
+            pickup_code: None,
+            pickup_expires_at: None,
+            amount: None,
+            reason: None,
+        };
+        match &u.kind {
+            K::OrderReceived | K::Delivered { .. } => {}
+            K::Confirmed { amount } | K::Refunded { amount } => o.amount = Some((*amount).into()),
+            K::Shipped {
+                carrier, tracking, ..
+            } => {
+                o.carrier = Some(carrier.clone());
+                o.tracking_number = tracking.clone();
+            }
+            K::ReadyForPickup {
+                store,
+                pickup_code,
+                expires_at,
+                ..
+            } => {
+                o.store_code = Some(store.clone());
+                o.pickup_code = pickup_code.clone();
+                o.pickup_expires_at = *expires_at;
+            }
+            K::PickedUp { store, .. } => o.store_code = Some(store.clone()),
+            K::Cancelled { reason, amount, .. } => {
+                o.reason = Some(reason.clone());
+                o.amount = Some((*amount).into());
+            }
+        }
+        o
+    }
+}
+
+/// A quantity of one order line (to cancel).
+#[derive(InputObject, Clone, Debug)]
+pub struct LineQuantityInput {
+    pub line_id: String,
+    pub quantity: i64,
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct CancelOrderInput {
+    pub order_id: ID,
+    /// The lines and quantities to cancel; omit to cancel everything not yet shipped.
+    pub lines: Option<Vec<LineQuantityInput>>,
+    /// Why, e.g. `CUSTOMER_REQUEST`.
+    #[graphql(default_with = "\"CUSTOMER_REQUEST\".to_string()")]
+    pub reason: String,
 }
