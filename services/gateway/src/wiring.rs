@@ -112,6 +112,31 @@ impl InventoryPort for InProcessInventory {
         }
     }
 
+    async fn holds_of(
+        &self,
+        owner_prefix: &str,
+    ) -> Result<Vec<(String, ReservationRef)>, InventoryPortError> {
+        self.0
+            .holds_caught_up()
+            .await
+            .map_err(|e| InventoryPortError::Unavailable(e.to_string()))?;
+        Ok(self
+            .0
+            .holds_of(owner_prefix)
+            .into_iter()
+            .map(|(owner, sku, location, reservation_id)| {
+                (
+                    owner,
+                    ReservationRef {
+                        reservation_id,
+                        sku,
+                        location,
+                    },
+                )
+            })
+            .collect())
+    }
+
     async fn confirm(
         &self,
         reservations: &[ReservationRef],

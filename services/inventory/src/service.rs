@@ -67,6 +67,24 @@ impl InventoryService {
         ExpiryProcess::new(self.holds.clone(), self.stock.clone(), self.clock.clone())
     }
 
+    /// Waits until the hold tracker has replayed the store (right after start it may not have).
+    pub async fn holds_caught_up(&self) -> Result<(), WaitError> {
+        self.holds_handle.wait_caught_up().await
+    }
+
+    /// Open holds (with an expiry) of owners starting with `owner_prefix`:
+    /// (owner, SKU, location, reservation id).
+    pub fn holds_of(&self, owner_prefix: &str) -> Vec<(String, String, String, String)> {
+        self.holds
+            .holds_of(owner_prefix)
+            .into_iter()
+            .filter_map(|(owner, stream, id)| {
+                let (sku, location) = stream.strip_prefix("inventory-")?.split_once('@')?;
+                Some((owner, sku.to_string(), location.to_string(), id))
+            })
+            .collect()
+    }
+
     /// The projections readiness waits for.
     pub fn projections(&self) -> Vec<ProjectionHandle> {
         vec![self.view_handle.clone(), self.holds_handle.clone()]

@@ -58,6 +58,13 @@ pub trait InventoryPort: Send + Sync {
         metadata: Metadata,
     ) -> Result<Option<Position>, InventoryPortError>;
 
+    /// Open holds (with an expiry) of owners starting with `owner_prefix`, with their owner:
+    /// what a cut-off placement attempt left held. May lag a moment behind the writes.
+    async fn holds_of(
+        &self,
+        owner_prefix: &str,
+    ) -> Result<Vec<(String, ReservationRef)>, InventoryPortError>;
+
     /// Drops the expiry of holds (the order was recorded). Idempotent.
     async fn confirm(
         &self,

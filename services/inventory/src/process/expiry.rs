@@ -23,8 +23,27 @@ use std::time::Duration;
 struct Holds {
     /// (expires at, stream, reservation id), soonest first.
     due: BTreeSet<(DateTime<Utc>, String, String)>,
-    /// (stream, reservation id) → expires at, to remove an entry when the hold closes.
-    by_id: HashMap<(String, String), DateTime<Utc>>,
+    /// (stream, reservation id) → (expires at, owner), to remove an entry when the hold closes.
+    by_id: HashMap<(String, String), (DateTime<Utc>, String)>,
+    /// owner → its open holds (stream, reservation id); ordered, so owners sharing a prefix
+    /// (`order:<id>…`) are found with one range scan.
+    by_owner: std::collections::BTreeMap<String, BTreeSet<(String, String)>>,
+}
+
+impl Holds {
+    /// Forgets one hold everywhere.
+    fn remove(&mut self, stream: &str, reservation_id: &str) {
+        let key = (stream.to_string(), reservation_id.to_string());
+        if let Some((at, owner)) = self.by_id.remove(&key) {
+            self.due.remove(&(at, key.0.clone(), key.1.clone()));
+            if let Some(set) = self.by_owner.get_mut(&owner) {
+                set.remove(&key);
+                if set.is_empty() {
+                    self.by_owner.remove(&owner);
+                }
+            }
+        }
+    }
 }
 
 /// Holds that can still expire, from the inventory streams.
@@ -56,10 +75,25 @@ impl HoldTracker {
             .filter(|(_, s, _)| s == stream)
             .cloned()
             .collect();
-        for entry in gone {
-            holds.by_id.remove(&(entry.1.clone(), entry.2.clone()));
-            holds.due.remove(&entry);
+        for (_, stream, reservation_id) in gone {
+            holds.remove(&stream, &reservation_id);
         }
+    }
+
+    /// Open holds (with an expiry, not yet confirmed) whose owner starts with `prefix`:
+    /// (owner, stream, reservation id). How a retried order placement finds what a cut-off
+    /// earlier attempt left held.
+    pub fn holds_of(&self, prefix: &str) -> Vec<(String, String, String)> {
+        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds
+            .by_owner
+            .range(prefix.to_string()..)
+            .take_while(|(owner, _)| owner.starts_with(prefix))
+            .flat_map(|(owner, set)| {
+                set.iter()
+                    .map(move |(stream, id)| (owner.clone(), stream.clone(), id.clone()))
+            })
+            .collect()
     }
 
     /// Holds still tracked (for tests and metrics).
@@ -98,7 +132,14 @@ impl Projection for HoldTracker {
                         holds
                             .due
                             .insert((at, stream.clone(), r.reservation_id.clone()));
-                        holds.by_id.insert((stream, r.reservation_id), at);
+                        holds
+                            .by_owner
+                            .entry(r.owner.clone())
+                            .or_default()
+                            .insert((stream.clone(), r.reservation_id.clone()));
+                        holds
+                            .by_id
+                            .insert((stream, r.reservation_id), (at, r.owner));
                     }
                     continue;
                 }
@@ -107,9 +148,7 @@ impl Projection for HoldTracker {
                 StockEvent::ReservationExpired(e) => e.reservation_id,
                 _ => continue,
             };
-            if let Some(at) = holds.by_id.remove(&(stream.clone(), closed.clone())) {
-                holds.due.remove(&(at, stream, closed));
-            }
+            holds.remove(&stream, &closed);
         }
     }
 }

@@ -108,7 +108,13 @@ pub struct OrderHandlers {
     inventory: Arc<dyn InventoryPort>,
     payments: Arc<dyn PaymentProvider>,
     clock: Arc<dyn Clock>,
+    /// One placement per order id at a time in this process (striped by id): a retry racing
+    /// its original would otherwise free the holds the original is about to record.
+    placing: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
+
+/// Stripes of the placement lock.
+const PLACING_STRIPES: usize = 256;
 
 /// The order id of a request: the same caller and key always give the same order.
 pub fn order_id_for(placed_by: &str, idempotency_key: &str) -> Uuid {
@@ -118,9 +124,10 @@ pub fn order_id_for(placed_by: &str, idempotency_key: &str) -> Uuid {
     )
 }
 
-/// The reservation id of an order's `n`-th allocation.
-pub fn reservation_id(order_id: Uuid, n: usize) -> String {
-    format!("order:{order_id}#{n}")
+/// The reservation id of the `n`-th allocation of a placement attempt by `owner`
+/// (`order:<uuid>` for the first attempt, `order:<uuid>~<k>` after a cut-off one).
+pub fn reservation_id(owner: &str, n: usize) -> String {
+    format!("{owner}#{n}")
 }
 
 impl OrderHandlers {
@@ -137,6 +144,11 @@ impl OrderHandlers {
             inventory,
             payments,
             clock,
+            placing: Arc::new(
+                (0..PLACING_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            ),
         }
     }
 
@@ -160,6 +172,11 @@ impl OrderHandlers {
         let placed_by = metadata.actor.subject.clone();
         let order_id = order_id_for(&placed_by, &request.idempotency_key);
         let fingerprint = fingerprint(&request);
+        let stripe = order_id.as_bytes()[0] as usize % PLACING_STRIPES;
+        let _placing = match self.placing.get(stripe) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let (existing, _) = self.load(order_id).await?;
         if let Some(header) = &existing.header {
             if header.request_fingerprint != fingerprint {
@@ -180,7 +197,19 @@ impl OrderHandlers {
             s.dedup();
             s
         };
-        let owner = format!("order:{order_id}");
+        // Holds a cut-off earlier attempt left (a crash between reserve and record): free them,
+        // and take a fresh owner so that no reservation id of that attempt is reused.
+        let base = format!("order:{order_id}");
+        let leftovers = self.inventory.holds_of(&base).await?;
+        let owner = if leftovers.is_empty() {
+            base
+        } else {
+            let attempts: std::collections::BTreeSet<&String> =
+                leftovers.iter().map(|(o, _)| o).collect();
+            let refs: Vec<ReservationRef> = leftovers.iter().map(|(_, r)| r.clone()).collect();
+            self.inventory.release(&refs, metadata.clone()).await?;
+            format!("{base}~{}", attempts.len())
+        };
         let expires_at = Some(self.clock.now() + HOLD);
         // Source from a snapshot, reserve; if stock moved in between, once more from a fresh one.
         let mut attempt = 0;
@@ -192,7 +221,7 @@ impl OrderHandlers {
                 .allocations
                 .iter()
                 .enumerate()
-                .map(|(n, a)| ReservedAllocation::new(a, reservation_id(order_id, n)))
+                .map(|(n, a)| ReservedAllocation::new(a, reservation_id(&owner, n)))
                 .collect();
             let requests: Vec<ReservationRequest> = reserved
                 .iter()

@@ -385,12 +385,10 @@ fn reserve(
     non_empty("owner", owner)?;
     let qty = positive("qty", qty)?;
     if let Some(existing) = state.reservations.get(reservation_id) {
-        // Same id, same content: a retry of a Reserve that already happened (whatever became
-        // of it since). Anything else reusing the id is a caller bug.
-        return if existing.owner == owner
-            && existing.requested == qty
-            && existing.requested_expires_at == expires_at
-        {
+        // Same id, owner and quantity: a retry of a Reserve that already happened (whatever
+        // became of it since); the first expiry stands (a retry computes its own "now + hold",
+        // which must not turn it into a conflict). Anything else reusing the id is a caller bug.
+        return if existing.owner == owner && existing.requested == qty {
             Ok(vec![])
         } else {
             Err(InventoryError::ReservationConflict {

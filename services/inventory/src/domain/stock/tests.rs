@@ -937,3 +937,38 @@ fn consume_up_to_checks_like_consume() {
         })
     );
 }
+
+#[test]
+fn a_retried_reserve_keeps_its_first_expiry() {
+    let s = given(&[received(5)]);
+    let first = StockCommand::Reserve {
+        reservation_id: "order:1#0".into(),
+        owner: "order:1".into(),
+        qty: 2,
+        expires_at: Some(now() + Duration::minutes(15)),
+    };
+    let (_, held) = then_one(&s, first);
+    // The retry computes its own "now + hold": still the same reservation, nothing new.
+    let retry = StockCommand::Reserve {
+        reservation_id: "order:1#0".into(),
+        owner: "order:1".into(),
+        qty: 2,
+        expires_at: Some(now() + Duration::minutes(16)),
+    };
+    assert_eq!(when(&held, retry), Ok(vec![]));
+    assert_eq!(
+        held.reservations["order:1#0"].expires_at,
+        Some(now() + Duration::minutes(15))
+    );
+    // Another quantity under the id is still a conflict.
+    let other = StockCommand::Reserve {
+        reservation_id: "order:1#0".into(),
+        owner: "order:1".into(),
+        qty: 3,
+        expires_at: None,
+    };
+    assert!(matches!(
+        when(&held, other),
+        Err(E::ReservationConflict { .. })
+    ));
+}
