@@ -336,3 +336,124 @@ async fn chino_available(server: &TestServer) -> i64 {
         .await;
     body["data"]["availability"]["available"].as_i64().unwrap()
 }
+
+/// Polls `order(id)` as CS until `done` holds (processes run asynchronously).
+async fn wait_for_order(
+    server: &TestServer,
+    id: &str,
+    query: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let cs = server.token("cs-agent", None, "cs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, body) = server.graphql(Some(&cs), query, json!({ "id": id })).await;
+        if done(&body["data"]["order"]) {
+            return body["data"]["order"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order never got there: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bopis_end_to_end_pick_ready_handover_capture() {
+    let server = demo().await;
+    let alice = server.token("customer", None, "alice");
+    let body = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "bopis-1", "lines": [{ "sku": "OXFORD-M", "quantity": 1,
+            "delivery": { "method": "PICKUP", "store": location_id("TKY-SHIBUYA") } }] }),
+    )
+    .await;
+    assert_eq!(body["data"]["placeOrder"]["errors"], json!([]), "{body}");
+    let id = body["data"]["placeOrder"]["order"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = "query($id: ID!) { order(id: $id) { status fulfillments { id kind status pickupCode } payment { captured { amount } } } }";
+    let order = wait_for_order(&server, &id, q, |o| {
+        o["fulfillments"].as_array().is_some_and(|f| !f.is_empty())
+    })
+    .await;
+    let fid = order["fulfillments"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(order["fulfillments"][0]["kind"], "PICKUP");
+    let clerk = server.token("store-staff", Some("TKY-SHIBUYA"), "clerk");
+    // The clerk sees it in the store's pickup queue.
+    let (_, queue) = server
+        .graphql(
+            Some(&clerk),
+            "query($s: ID!) { pickupQueue(store: $s) { edges { node { id status } } } }",
+            json!({ "s": location_id("TKY-SHIBUYA") }),
+        )
+        .await;
+    let queued: Vec<&Value> = queue["data"]["pickupQueue"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"]["id"])
+        .collect();
+    assert!(queued.contains(&&json!(fid)), "{queue}");
+    // Another store's clerk cannot touch it.
+    let other = server.token("store-staff", Some("OSA-UMEDA"), "clerk-2");
+    let pick = "mutation($id: ID!) { pickFulfillment(input: { id: $id, lines: [{ lineId: \"L1\", picked: 1, short: 0 }] }) { fulfillmentOrder { status } errors { code field } } }";
+    let (_, refused) = server
+        .graphql(Some(&other), pick, json!({ "id": fid }))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    let (_, picked) = server
+        .graphql(Some(&clerk), pick, json!({ "id": fid }))
+        .await;
+    assert_eq!(
+        picked["data"]["pickFulfillment"]["fulfillmentOrder"]["status"], "PICKED",
+        "{picked}"
+    );
+    let (_, ready) = server
+        .graphql(
+            Some(&clerk),
+            "mutation($id: ID!) { markReadyForPickup(input: { id: $id }) { fulfillmentOrder { status pickupCode } errors { code } } }",
+            json!({ "id": fid }),
+        )
+        .await;
+    let code = ready["data"]["markReadyForPickup"]["fulfillmentOrder"]["pickupCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The customer's order says READY_FOR_PICKUP with the code.
+    let order = wait_for_order(&server, &id, q, |o| o["status"] == "READY_FOR_PICKUP").await;
+    assert_eq!(order["fulfillments"][0]["pickupCode"], code.as_str());
+    let handover = "mutation($id: ID!, $code: String!) { handOverPickup(input: { id: $id, pickupCode: $code }) { fulfillmentOrder { status } errors { code field } } }";
+    let (_, wrong) = server
+        .graphql(
+            Some(&clerk),
+            handover,
+            json!({ "id": fid, "code": "WRONG1" }),
+        )
+        .await;
+    assert_eq!(
+        wrong["data"]["handOverPickup"]["errors"][0]["field"],
+        json!(["input", "pickupCode"]),
+        "{wrong}"
+    );
+    let (_, right) = server
+        .graphql(Some(&clerk), handover, json!({ "id": fid, "code": code }))
+        .await;
+    assert_eq!(
+        right["data"]["handOverPickup"]["fulfillmentOrder"]["status"], "PICKED_UP",
+        "{right}"
+    );
+    // Picked up and paid: the authorization is captured once, for the price (3990 JPY).
+    let order = wait_for_order(&server, &id, q, |o| {
+        o["status"] == "PICKED_UP" && o["payment"]["captured"]["amount"] == "3990"
+    })
+    .await;
+    assert_eq!(order["fulfillments"][0]["status"], "PICKED_UP");
+    server.stop().await;
+}

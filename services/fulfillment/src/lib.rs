@@ -3,13 +3,20 @@
 //! Every service crate reads the same way (see ARCHITECTURE.md): `domain` (pure decide/evolve),
 //! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
 //! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
-//! So far: the pure [`domain`] (the fulfillment order state machine), its [`handlers`] and the
-//! [`process::order_intake`] that creates fulfillment orders from placed orders.
+//! Here: the pure [`domain`] (the fulfillment order state machine), its [`handlers`], the
+//! [`process::order_intake`] that creates fulfillment orders from placed orders, the pickup
+//! expiry, the [`projections::queues`] staff and the WMS work from, the [`service`] that wires
+//! them once per process, the WMS fulfillment [`api`] and the store app's [`graphql`] part.
 
+pub mod api;
 pub mod domain;
+pub mod graphql;
 pub mod handlers;
 pub mod process;
 pub mod projections;
+pub mod service;
+
+pub use service::FulfillmentService;
 
 /// The stream category this service owns: only this service appends to `fulfillment-…` streams.
 pub const CATEGORY: &str = "fulfillment";

@@ -117,8 +117,9 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
         Arc::new(ichigen_order::payment::ManualProvider::new()),
     );
     readiness.projections.extend(orders.projections());
-    let fulfillment_handlers =
-        ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
+    // The fulfillment service: its handlers, store queues and pickup expiry.
+    let fulfillment = ichigen_fulfillment::FulfillmentService::start(store.clone(), clock.clone());
+    readiness.projections.extend(fulfillment.projections());
     if target.runs(Target::Order) {
         // Fulfillment progress and the order's own events drive stock, payment and
         // fulfillment (checkpointed; every side effect idempotent).
@@ -126,7 +127,7 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
             store.clone(),
             orders.orders.clone(),
             Arc::new(crate::wiring::InProcessFulfillment(
-                fulfillment_handlers.clone(),
+                fulfillment.handlers.clone(),
             )),
             clock.clone(),
         )
@@ -134,20 +135,17 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
     }
     if target.runs(Target::Fulfillment) {
         // Placed orders become fulfillment orders (from a stored checkpoint, idempotently).
-        let handlers = fulfillment_handlers.clone();
         let view = inventory.view.clone();
         let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
             Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
         ichigen_fulfillment::process::order_intake::OrderIntake::new(
             store.clone(),
-            handlers,
+            fulfillment.handlers.clone(),
             hold_days,
         )
         .spawn();
-    }
-    if target.runs(Target::Inventory) {
-        // Cart holds that ran out are released by the inventory service's expiry process.
-        inventory.spawn_expiry(Duration::from_secs(5));
+        // Pickups not collected within the store's hold days expire.
+        fulfillment.spawn_expiry(Duration::from_secs(30));
     }
     if settings.demo.seed {
         match crate::demo::seed(&inventory, &orders).await {
@@ -168,6 +166,7 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
             store: store.clone(),
             inventory: inventory.clone(),
             orders: orders.clone(),
+            fulfillment: fulfillment.clone(),
         },
         &graphql_settings,
     );
@@ -204,7 +203,11 @@ pub async fn start(settings: Settings, target: Target) -> Result<RunningServer, 
                 .configure(ichigen_inventory::api::configure);
         }
         if target.runs(Target::Fulfillment) {
-            app = app.configure(|cfg| http::service_status(cfg, ichigen_fulfillment::CATEGORY));
+            app = app
+                .app_data(web::Data::new(fulfillment.clone()))
+                .app_data(web::Data::new(auth.clone()))
+                .configure(|cfg| http::service_status(cfg, ichigen_fulfillment::CATEGORY))
+                .configure(ichigen_fulfillment::api::configure);
         }
         if target.runs(Target::Rma) {
             app = app.configure(|cfg| http::service_status(cfg, ichigen_rma::CATEGORY));

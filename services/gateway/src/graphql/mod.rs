@@ -35,6 +35,7 @@ pub struct Query(
     events::EventStoreQuery,
     ichigen_inventory::graphql::InventoryQuery,
     ichigen_order::graphql::OrderQuery,
+    ichigen_fulfillment::graphql::FulfillmentQuery,
 );
 
 /// Everything Ichigen lets a caller change. Each service adds its mutation object.
@@ -42,6 +43,7 @@ pub struct Query(
 pub struct Mutation(
     ichigen_inventory::graphql::InventoryMutation,
     ichigen_order::graphql::OrderMutation,
+    ichigen_fulfillment::graphql::FulfillmentMutation,
 );
 
 /// Live feeds.
@@ -87,6 +89,8 @@ pub struct SchemaDeps {
     pub inventory: ichigen_inventory::InventoryService,
     /// The order service's catalog and handlers.
     pub orders: ichigen_order::OrderService,
+    /// The fulfillment service's handlers and queues.
+    pub fulfillment: ichigen_fulfillment::FulfillmentService,
 }
 
 /// The schema with its dependencies and limits, ready to serve.
@@ -96,6 +100,7 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
         .limit_complexity(settings.complexity_limit)
         .data(deps.inventory.clone())
         .data(deps.orders.clone())
+        .data(deps.fulfillment.clone())
         .data(deps)
         .finish()
 }

@@ -274,11 +274,16 @@ async fn fixture() -> Fixture {
         Arc::new(crate::wiring::InProcessInventory(inventory.clone())),
         Arc::new(ichigen_order::payment::ManualProvider::new()),
     );
+    let fulfillment = ichigen_fulfillment::FulfillmentService::start(
+        dyn_store.clone(),
+        Arc::new(ichigen_shared::clock::SystemClock),
+    );
     let schema = build_schema(
         SchemaDeps {
             store: dyn_store,
             inventory,
             orders,
+            fulfillment,
         },
         &GraphqlSettings::default(),
     );

@@ -9,7 +9,7 @@ use ichigen_shared::graphql::conventions::{encode_id, MoneyObject};
 
 /// Where an order stands, in the words retailers use.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(remote = "crate::domain::order::OrderStatus")]
+#[graphql(name = "OrderStatus", remote = "crate::domain::order::OrderStatus")]
 pub enum OrderStatusGql {
     Placed,
     PartiallyFulfilled,
