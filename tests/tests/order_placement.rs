@@ -389,3 +389,60 @@ async fn placed_orders_become_fulfillment_orders_exactly_once() {
     task.abort();
     assert_eq!(store.head().await.unwrap(), head);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sourcing_respects_what_a_location_has_left_of_its_daily_capacity() {
+    use ichigen_order::projections::capacity::CapacityLedger;
+    let w = world(None).await;
+    // A small DC next door with room for one order a day.
+    let mut small = spec(
+        "DC-SMALL",
+        LocationKind::Dc,
+        35.681,
+        139.767,
+        &[Capability::Ship],
+    );
+    small.daily_capacity = 1;
+    w.inventory
+        .locations
+        .execute(
+            LocationCommand::Define(small),
+            Metadata::new(Actor::system("t")),
+        )
+        .await
+        .unwrap();
+    w.receive("TEE-M", "DC-SMALL", 10).await;
+    w.receive("TEE-M", "DC-TKY", 10).await;
+    let store = w.inventory.store.clone();
+    let ledger = Arc::new(CapacityLedger::new());
+    let ledger_handle = ichigen_shared::projection::spawn(store.clone(), ledger.clone());
+    let orders = w.orders.clone().with_capacity(ledger.clone());
+    let first = orders
+        .place(
+            request("cap-1", vec![ship_to_tokyo("TEE-M", 1)]),
+            customer("c-1"),
+        )
+        .await
+        .unwrap();
+    let loc = |p: &ichigen_order::handlers::order::Placed| {
+        p.order.lines[0].allocations[0].location.clone()
+    };
+    assert_eq!(loc(&first), "DC-SMALL", "the nearest location first");
+    ledger_handle
+        .wait_for(first.position.unwrap(), std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let second = orders
+        .place(
+            request("cap-2", vec![ship_to_tokyo("TEE-M", 1)]),
+            customer("c-2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(loc(&second), "DC-TKY", "DC-SMALL took its one order today");
+    let skipped = &second.order.header.as_ref().unwrap().sourcing[0];
+    assert!(
+        format!("{skipped:?}").contains("NoCapacity"),
+        "the explanation says why: {skipped:?}"
+    );
+}

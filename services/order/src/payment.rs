@@ -141,9 +141,14 @@ struct Authorization {
 }
 
 /// The built-in provider: money is taken by hand (at the counter, by bank transfer) and this
-/// keeps the books. In memory and deterministic: the reference of an authorization is
-/// `manual-<payment id>`, of its n-th capture or refund `manual-<payment id>/capture-<n>` /
-/// `/refund-<n>`.
+/// keeps the books. Deterministic: the reference of an authorization is `manual-<payment id>`,
+/// of a capture or refund `manual-<payment id>/capture:<operation>` / `/refund:<operation>`, so
+/// a repeated operation gets the same answer also after a restart.
+///
+/// The books are in memory. After a restart an authorization made before it is unknown here;
+/// the order's own events are then the books (the order domain enforces captured ≤ authorized
+/// and refunded ≤ captured before it calls the provider), so an operation on an unknown
+/// `manual-…` reference is accepted and the books start again from it.
 #[derive(Debug, Default)]
 pub struct ManualProvider {
     /// Authorizations above this amount are declined (tests use it to exercise declines).
@@ -206,6 +211,22 @@ impl ManualProvider {
             });
         }
         let mut books = self.books();
+        if !books.contains_key(reference) && reference.as_str().starts_with("manual-") {
+            // Authorized before a restart (see the type's documentation).
+            books.insert(
+                reference.clone(),
+                Authorization {
+                    amount: *amount,
+                    captured: match kind {
+                        OperationKind::Capture => Decimal::ZERO,
+                        OperationKind::Refund => amount.amount,
+                    },
+                    refunded: Decimal::ZERO,
+                    voided: false,
+                    operations: BTreeMap::new(),
+                },
+            );
+        }
         let auth = books
             .get_mut(reference)
             .ok_or_else(|| PaymentError::UnknownReference {
@@ -222,7 +243,7 @@ impl ManualProvider {
         }
         check_amount(amount, &auth.amount)?;
         let currency = auth.amount.currency;
-        let (word, n) = match kind {
+        let word = match kind {
             OperationKind::Capture => {
                 if auth.voided {
                     return Err(PaymentError::Voided);
@@ -235,7 +256,7 @@ impl ManualProvider {
                     });
                 }
                 auth.captured += amount.amount;
-                ("capture", count(&auth.operations, kind))
+                "capture"
             }
             OperationKind::Refund => {
                 let available = auth.captured - auth.refunded;
@@ -246,21 +267,14 @@ impl ManualProvider {
                     });
                 }
                 auth.refunded += amount.amount;
-                ("refund", count(&auth.operations, kind))
+                "refund"
             }
         };
-        let answer = ProviderReference(format!("{reference}/{word}-{}", n + 1));
+        let answer = ProviderReference(format!("{reference}/{word}:{operation}"));
         auth.operations
             .insert(operation.to_owned(), (kind, *amount, answer.clone()));
         Ok(answer)
     }
-}
-
-fn count(
-    operations: &BTreeMap<String, (OperationKind, Money, ProviderReference)>,
-    kind: OperationKind,
-) -> usize {
-    operations.values().filter(|(k, _, _)| *k == kind).count()
 }
 
 /// Positive and in the authorization's currency.
@@ -338,6 +352,10 @@ impl PaymentProvider for ManualProvider {
 
     async fn void(&self, reference: &ProviderReference) -> Result<(), PaymentError> {
         let mut books = self.books();
+        if !books.contains_key(reference) && reference.as_str().starts_with("manual-") {
+            // Authorized before a restart: the order domain allowed the void (nothing captured).
+            return Ok(());
+        }
         let auth = books
             .get_mut(reference)
             .ok_or_else(|| PaymentError::UnknownReference {
@@ -406,7 +424,7 @@ mod tests {
         let p = ManualProvider::new();
         let r = block_on(p.authorize(id(1), &yen(1000))).unwrap();
         let c1 = block_on(p.capture(&r, "ship-1", &yen(600))).unwrap();
-        assert_eq!(c1.as_str(), format!("{r}/capture-1"));
+        assert_eq!(c1.as_str(), format!("{r}/capture:ship-1"));
         // Retried: same answer, no second capture.
         assert_eq!(block_on(p.capture(&r, "ship-1", &yen(600))), Ok(c1));
         assert_eq!(
@@ -423,7 +441,7 @@ mod tests {
             })
         );
         let c2 = block_on(p.capture(&r, "ship-2", &yen(400))).unwrap();
-        assert_eq!(c2.as_str(), format!("{r}/capture-2"));
+        assert_eq!(c2.as_str(), format!("{r}/capture:ship-2"));
         assert_eq!(p.balance(&r), Some((yen(1000), yen(1000), yen(0), false)));
         // Bad amounts and references.
         let usd = Money::parse("1", "USD").unwrap();
@@ -454,7 +472,7 @@ mod tests {
         ));
         block_on(p.capture(&r, "ship-1", &yen(700))).unwrap();
         let rf = block_on(p.refund(&r, "rf-1", &yen(300))).unwrap();
-        assert_eq!(rf.as_str(), format!("{r}/refund-1"));
+        assert!(rf.as_str().starts_with(&format!("{r}/refund:")));
         assert_eq!(block_on(p.refund(&r, "rf-1", &yen(300))), Ok(rf));
         assert_eq!(
             block_on(p.refund(&r, "rf-2", &yen(401))),
@@ -492,5 +510,20 @@ mod tests {
         let p: Arc<dyn PaymentProvider> = Arc::new(ManualProvider::new());
         let r = block_on(p.authorize(id(9), &yen(10))).unwrap();
         assert!(block_on(p.capture(&r, "op", &yen(10))).is_ok());
+    }
+
+    #[test]
+    fn an_authorization_from_before_a_restart_can_still_be_captured_once() {
+        let before = ManualProvider::new();
+        let r = block_on(before.authorize(id(7), &yen(1000))).unwrap();
+        // A new process: the books are empty, the reference comes from the order's events.
+        let after = ManualProvider::new();
+        let c = block_on(after.capture(&r, "ship-1", &yen(1000))).unwrap();
+        assert_eq!(c.as_str(), format!("{r}/capture:ship-1"));
+        assert_eq!(block_on(after.capture(&r, "ship-1", &yen(1000))), Ok(c));
+        assert!(matches!(
+            block_on(after.capture(&r, "ship-2", &yen(1))),
+            Err(PaymentError::ExceedsAuthorized { .. })
+        ));
     }
 }

@@ -108,6 +108,8 @@ pub struct OrderHandlers {
     inventory: Arc<dyn InventoryPort>,
     payments: Arc<dyn PaymentProvider>,
     clock: Arc<dyn Clock>,
+    /// Orders per location and day, subtracted from the candidates' daily capacity.
+    capacity: Option<Arc<crate::projections::capacity::CapacityLedger>>,
     /// One placement per order id at a time in this process (striped by id): a retry racing
     /// its original would otherwise free the holds the original is about to record.
     placing: Arc<Vec<tokio::sync::Mutex<()>>>,
@@ -144,12 +146,22 @@ impl OrderHandlers {
             inventory,
             payments,
             clock,
+            capacity: None,
             placing: Arc::new(
                 (0..PLACING_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
             ),
         }
+    }
+
+    /// Sources against what each location has left of its daily capacity today.
+    pub fn with_capacity(
+        mut self,
+        ledger: Arc<crate::projections::capacity::CapacityLedger>,
+    ) -> Self {
+        self.capacity = Some(ledger);
+        self
     }
 
     /// Loads an order.
@@ -215,7 +227,13 @@ impl OrderHandlers {
         let mut attempt = 0;
         let (plan, reserved) = loop {
             attempt += 1;
-            let candidates = self.inventory.candidates(&skus).await?;
+            let mut candidates = self.inventory.candidates(&skus).await?;
+            if let Some(ledger) = &self.capacity {
+                let today = self.clock.now().date_naive();
+                for c in &mut candidates {
+                    c.remaining_capacity -= ledger.taken(&c.code, today);
+                }
+            }
             let plan = sourcing::source(&sourcing_lines, &candidates, request.allow_partial)?;
             let reserved: Vec<ReservedAllocation> = plan
                 .allocations

@@ -1,4 +1,5 @@
 //! Read models of the order service.
 
+pub mod capacity;
 pub mod catalog;
 pub mod order_status;
