@@ -457,3 +457,104 @@ async fn bopis_end_to_end_pick_ready_handover_capture() {
     assert_eq!(order["fulfillments"][0]["status"], "PICKED_UP");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_order_shipped_by_the_dc_through_the_wms_api_is_delivered_and_captured() {
+    use ichigen_tests::server::request;
+    let server = demo().await;
+    let alice = server.token("customer", None, "alice");
+    // An address next to the Tokyo DC (Ichikawa): the DC is the nearest location that ships.
+    let body = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "dc-1", "lines": [{ "sku": "PARKA-M", "quantity": 1,
+            "delivery": { "method": "SHIP", "address": { "line1": "2-1", "city": "Ichikawa",
+                "postalCode": "272-0001", "country": "JP", "lat": 35.70, "lon": 139.93 } } }] }),
+    )
+    .await;
+    assert_eq!(body["data"]["placeOrder"]["errors"], json!([]), "{body}");
+    let order = &body["data"]["placeOrder"]["order"];
+    assert_eq!(
+        order["lines"][0]["allocations"][0]["locationCode"], "TKY-DC1",
+        "{body}"
+    );
+    let id = order["id"].as_str().unwrap().to_string();
+    // The WMS finds the task in the DC's list.
+    let wms = format!("Bearer {}", server.token("wms-integration", None, "wms-1"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let task = loop {
+        let res = request(
+            server.addr(),
+            "GET",
+            "/api/fulfillment/v1/tasks/TKY-DC1",
+            &[("authorization", wms.as_str())],
+            b"",
+        )
+        .await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        let tasks = res.json()["tasks"].as_array().unwrap().clone();
+        if let Some(t) = tasks.into_iter().next() {
+            break t;
+        }
+        assert!(std::time::Instant::now() < deadline, "no DC task");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    let fid = task["id"].as_str().unwrap().to_string();
+    let step = |path: &str, key: &str, body: Value| {
+        let wms = wms.clone();
+        let path = format!("/api/fulfillment/v1/fulfillments/{fid}/{path}");
+        let key = key.to_string();
+        let addr = server.addr();
+        async move {
+            let body = body.to_string();
+            let res = request(
+                addr,
+                "POST",
+                &path,
+                &[
+                    ("authorization", wms.as_str()),
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key.as_str()),
+                ],
+                body.as_bytes(),
+            )
+            .await;
+            assert_eq!(res.status, 200, "{path}: {}", res.text());
+            res.json()
+        }
+    };
+    step(
+        "pick",
+        "p-1",
+        json!({ "lines": [{ "lineId": "L1", "picked": 1, "short": 0 }] }),
+    )
+    .await;
+    step("pack", "k-1", json!({ "packages": 1 })).await;
+    let shipped = step(
+        "ship",
+        "s-1",
+        json!({ "carrier": "Yamato", "trackingNumber": "4455-6677-8899" }),
+    )
+    .await;
+    assert_eq!(shipped["fulfillment"]["status"], "SHIPPED", "{shipped}");
+    step("deliver", "d-1", json!({})).await;
+    // The order follows: delivered, tracked, captured once at the catalog price (9990 JPY).
+    let q = "query($id: ID!) { order(id: $id) { status fulfillments { trackingNumber } payment { captured { amount } } updates { kind trackingNumber } } }";
+    let order = wait_for_order(&server, &id, q, |o| {
+        o["status"] == "DELIVERED" && o["payment"]["captured"]["amount"] == "9990"
+    })
+    .await;
+    assert_eq!(order["fulfillments"][0]["trackingNumber"], "4455-6677-8899");
+    let kinds: Vec<&str> = order["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ORDER_RECEIVED", "CONFIRMED", "SHIPPED", "DELIVERED"],
+        "{order}"
+    );
+    server.stop().await;
+}
