@@ -473,3 +473,49 @@ pub async fn head_tracks_appends(store: DynEventStore) {
     let head: Position = store.head().await.unwrap().unwrap();
     assert!(head >= r.position);
 }
+
+/// A subscriber that reads the stream of an event it was just delivered sees that event: what
+/// a process manager does (react to an event, load the aggregate, decide). The embedded store
+/// delivers a batch before its stream index is updated, so its stream reads wait for the index.
+pub async fn a_delivered_event_is_in_its_stream(store: DynEventStore) {
+    let start = store.head().await.unwrap();
+    let cat = fresh_category();
+    let from = start.map_or(SubscribeFrom::Start, SubscribeFrom::After);
+    let mut sub = store
+        .subscribe(from, SubscriptionFilter::categories([cat.clone()]))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            let stream = format!("{cat}-{w}");
+            tokio::spawn(async move {
+                for i in 0..100u64 {
+                    let expected = ExpectedRevision::after(i.checked_sub(1));
+                    store.append(&stream, expected, events(1)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..400 {
+        let event = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .expect("delivered in time")
+            .unwrap()
+            .unwrap();
+        let read = store
+            .read_stream(&event.stream, event.revision, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            read.first().map(|e| e.id),
+            Some(event.id),
+            "{}@{} delivered but not in its stream",
+            event.stream,
+            event.revision
+        );
+    }
+    for w in join_all(writers).await {
+        w.unwrap();
+    }
+}

@@ -316,11 +316,40 @@ async fn customers_list_cancel_and_follow_their_orders() {
     );
     // The order's reactions release the stock: what Alice held is available again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let chino_at = order["lines"][0]["allocations"][0]["locationCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
     while chino_available(&server).await != before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stock was not released"
-        );
+        if std::time::Instant::now() > deadline {
+            let admin = server.token("admin", None, "ops");
+            let (_, history) = server
+                .graphql(
+                    Some(&admin),
+                    "query($l: ID!) { stockMovements(sku: \"CHINO-M\", location: $l) { edges { node { type reservedDelta reference actor } } } }",
+                    json!({ "l": location_id(&chino_at) }),
+                )
+                .await;
+            let (_, o) = server
+                .graphql(Some(&admin), "query($id: ID!) { order(id: $id) { status lines { lineId cancelled allocations { locationCode quantity released } } timeline { type summary } } }", json!({ "id": id }))
+                .await;
+            let oid = {
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(&id)
+                    .unwrap();
+                String::from_utf8(raw)
+                    .unwrap()
+                    .split_once(':')
+                    .unwrap()
+                    .1
+                    .to_string()
+            };
+            let (_, events) = server
+                .graphql(Some(&admin), "query($s: String!) { streamEvents(stream: $s) { edges { node { type data } } } }", json!({ "s": format!("order-{oid}") }))
+                .await;
+            panic!("the stock was not released: {history}\n{o}\n{events}");
+        }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     server.stop().await;
@@ -557,4 +586,133 @@ async fn a_web_order_shipped_by_the_dc_through_the_wms_api_is_delivered_and_capt
         "{order}"
     );
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_customers_racing_for_the_last_units_never_oversell() {
+    let server = demo().await;
+    // Few units left in the network: 6 at the Tokyo DC, none anywhere else.
+    let admin = server.token("admin", None, "ops");
+    for (code, counted) in [
+        ("TKY-DC1", 6),
+        ("OSA-DC1", 0),
+        ("TKY-SHIBUYA", 0),
+        ("TKY-SHINJUKU", 0),
+        ("YOK-MINATOMIRAI", 0),
+        ("OSA-UMEDA", 0),
+    ] {
+        let (_, body) = server
+            .graphql(
+                Some(&admin),
+                "mutation($l: ID!, $n: Int!) { countStock(input: { location: $l, sku: \"PARKA-S\", counted: $n }) { position errors { code } } }",
+                json!({ "l": location_id(code), "n": counted }),
+            )
+            .await;
+        assert_eq!(body["data"]["countStock"]["errors"], json!([]), "{body}");
+    }
+    let head = server
+        .running
+        .store
+        .head()
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
+    // How many PARKA-S the network can ship right now.
+    let (_, body) = server
+        .graphql(
+            None,
+            "{ availability(sku: \"PARKA-S\") { available } }",
+            json!({}),
+        )
+        .await;
+    let stock = body["data"]["availability"]["available"].as_i64().unwrap();
+    assert!(stock > 0 && stock < 64, "demo stock {stock}");
+    let server = std::sync::Arc::new(server);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let token = server.token("customer", None, &format!("racer-{i}"));
+                let body = place(
+                    &server,
+                    &token,
+                    json!({ "idempotencyKey": "race", "lines": [ship_line("PARKA-S", 1)] }),
+                )
+                .await;
+                body["data"]["placeOrder"]["errors"] == json!([])
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            won += 1;
+        }
+    }
+    assert!(won <= stock, "oversold: {won} orders for {stock} units");
+    // What the race did not sell is still for sale (losers lost to a moment-old view), and
+    // nothing is ever sold beyond the stock.
+    let late = server.token("customer", None, "late");
+    let mut more = 0;
+    for n in 0..=stock {
+        let body = place(
+            &server,
+            &late,
+            json!({ "idempotencyKey": format!("late-{n}"), "lines": [ship_line("PARKA-S", 1)] }),
+        )
+        .await;
+        if body["data"]["placeOrder"]["errors"] != json!([]) {
+            let code = &body["data"]["placeOrder"]["errors"][0]["code"];
+            assert_eq!(code, "INSUFFICIENT_STOCK", "{body}");
+            break;
+        }
+        more += 1;
+    }
+    assert_eq!(won + more, stock, "exactly the stock is sold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_larger_than_any_location_is_split_across_two() {
+    let server = demo().await;
+    let alice = server.token("customer", None, "alice");
+    // TEE-M: 6 stock locations; ask for more than the biggest holds but less than the network.
+    let admin = server.token("admin", None, "ops");
+    let mut biggest = 0;
+    let mut total = 0;
+    for code in ["TKY-DC1", "OSA-DC1", "TKY-SHIBUYA", "YOK-MINATOMIRAI"] {
+        let (_, body) = server
+            .graphql(
+                Some(&admin),
+                "query($l: ID!) { stockLevels(location: $l, first: 50) { edges { node { sku available } } } }",
+                json!({ "l": location_id(code) }),
+            )
+            .await;
+        let available = body["data"]["stockLevels"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["node"]["sku"] == "TEE-M")
+            .map_or(0, |e| e["node"]["available"].as_i64().unwrap());
+        biggest = biggest.max(available);
+        total += available;
+    }
+    assert!(total > biggest, "demo stock is spread");
+    let body = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "split", "lines": [ship_line("TEE-M", biggest + 1)] }),
+    )
+    .await;
+    let payload = &body["data"]["placeOrder"];
+    assert_eq!(payload["errors"], json!([]), "{body}");
+    let allocations = payload["order"]["lines"][0]["allocations"]
+        .as_array()
+        .unwrap();
+    assert!(allocations.len() >= 2, "split: {body}");
+    let sum: i64 = allocations
+        .iter()
+        .map(|a| a["quantity"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, biggest + 1);
 }

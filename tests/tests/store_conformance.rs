@@ -74,6 +74,7 @@ conformance! {
     filters_and_subscribe_from_end => suite::filters_and_subscribe_from_end;
     missing_stream_and_bad_appends => suite::missing_stream_and_bad_appends;
     head_tracks_appends => suite::head_tracks_appends;
+    a_delivered_event_is_in_its_stream => suite::a_delivered_event_is_in_its_stream;
 }
 
 /// Embedded-only: its unique index makes an event id global, which KurrentDB does not promise.

@@ -295,6 +295,7 @@ impl FulfillmentReactions {
     /// Reacts to one event (any other event is ignored).
     pub async fn handle(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
         let name = event.event_name();
+        tracing::debug!(event_type = %event.event_type, position = %event.position, "reacting");
         match event.category() {
             "fulfillment" => match name {
                 "FulfillmentShipped" => self.on_shipped(event).await,
@@ -870,6 +871,7 @@ impl FulfillmentReactions {
                 }
             }
         }
+        tracing::debug!(?ids, ?consume, ?release, "syncing reservations");
         let inventory = self.orders.inventory();
         if !consume.is_empty() {
             self.tolerate(inventory.consume(&consume, metadata.clone()).await)?;

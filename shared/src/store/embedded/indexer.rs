@@ -42,14 +42,16 @@ impl Indexer {
         file: &Path,
         indexed_upto: u64,
         append_latency: Arc<Histogram>,
+        published: tokio::sync::watch::Sender<u64>,
     ) -> Result<Self, StoreError> {
         let conn = schema::open_indexer(file)?;
         let indexed = Arc::new(AtomicU64::new(indexed_upto));
+        published.send_replace(indexed_upto);
         let (jobs, rx) = mpsc::channel();
         let shared = indexed.clone();
         let thread = std::thread::Builder::new()
             .name("ichigen-store-index".into())
-            .spawn(move || run(conn, rx, shared, append_latency))
+            .spawn(move || run(conn, rx, shared, append_latency, published))
             .map_err(|e| StoreError::Io(format!("cannot start the indexer thread: {e}")))?;
         Ok(Indexer {
             jobs: Some(jobs),
@@ -97,6 +99,7 @@ fn run(
     rx: mpsc::Receiver<Acks>,
     indexed: Arc<AtomicU64>,
     append_latency: Arc<Histogram>,
+    published: tokio::sync::watch::Sender<u64>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -113,6 +116,8 @@ fn run(
             delay = (delay * 2).min(Duration::from_secs(1));
         }
         indexed.store(upto, Ordering::Release);
+        // Stream readers wait on this (see `EmbeddedStore::read_stream`).
+        published.send_replace(upto);
         for job in jobs {
             for ack in job.acks {
                 append_latency.observe_duration(ack.enqueued.elapsed());

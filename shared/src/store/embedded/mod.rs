@@ -68,6 +68,8 @@ struct Inner {
     /// subscriptions see the feed close when the writer stops.
     live: Mutex<broadcast::Receiver<CommittedBatch>>,
     readers: ReaderPool,
+    /// How far the stream index has got (the indexer publishes it after each batch).
+    indexed: tokio::sync::watch::Receiver<u64>,
     max_event_bytes: usize,
 }
 
@@ -116,6 +118,7 @@ impl EmbeddedStore {
         let file = dir.join(Self::FILE_NAME);
         let conn = schema::open_writer(&file)?;
         let head = Arc::new(AtomicU64::new(0));
+        let (indexed_tx, indexed) = tokio::sync::watch::channel(0u64);
         let (live_sender, live) = broadcast::channel(options.live_buffer_batches.max(16));
         // The writer owns the lock from here: it is released when the writer stops.
         let writer = Writer::new(
@@ -125,6 +128,7 @@ impl EmbeddedStore {
             head.clone(),
             live_sender,
             options.max_batch_events,
+            indexed_tx,
         )?;
         let (commands, rx) = mpsc::channel(options.queue_capacity.max(1));
         std::thread::Builder::new()
@@ -135,6 +139,7 @@ impl EmbeddedStore {
             inner: Arc::new(Inner {
                 commands,
                 head,
+                indexed,
                 live: Mutex::new(live),
                 readers: ReaderPool {
                     file,
@@ -264,6 +269,17 @@ impl EventStore for EmbeddedStore {
         from: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Subscribers get a batch before its appenders' acks, which wait for the stream index.
+        // A reader that reacts to an event it was delivered (a process manager loading the
+        // aggregate) must see that event in the stream: wait until the index covers everything
+        // committed when the read began (at most one index batch).
+        let committed = self.inner.head.load(Ordering::Acquire);
+        let mut indexed = self.inner.indexed.clone();
+        if *indexed.borrow() < committed
+            && indexed.wait_for(|upto| *upto >= committed).await.is_err()
+        {
+            return Err(StoreError::Io("the stream index stopped".into()));
+        }
         let stream = stream.to_string();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(schema::READ_STREAM)?;

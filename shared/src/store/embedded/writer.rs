@@ -124,6 +124,7 @@ impl Writer {
         head: Arc<AtomicU64>,
         live: broadcast::Sender<CommittedBatch>,
         max_batch_events: usize,
+        indexed: tokio::sync::watch::Sender<u64>,
     ) -> Result<Self, StoreError> {
         let last: Option<i64> = conn
             .query_row("SELECT max(position) FROM events", [], |r| r.get(0))
@@ -140,7 +141,7 @@ impl Writer {
             &labels,
         );
         // The index was brought up to the log when the store opened.
-        let indexer = Indexer::start(file, last, append_latency)?;
+        let indexer = Indexer::start(file, last, append_latency, indexed)?;
         Ok(Writer {
             conn,
             lock,
