@@ -34,6 +34,17 @@ impl TestServer {
         target: Target,
         tweak: impl FnOnce(&mut Settings),
     ) -> TestServer {
+        let clock = std::sync::Arc::new(ichigen_shared::clock::SystemClock);
+        Self::start_with_clock(dir, target, tweak, clock).await
+    }
+
+    /// [`TestServer::start_with`] on a given clock (a `ManualClock` to move time forward).
+    pub async fn start_with_clock(
+        dir: tempfile::TempDir,
+        target: Target,
+        tweak: impl FnOnce(&mut Settings),
+        clock: std::sync::Arc<dyn ichigen_shared::clock::Clock>,
+    ) -> TestServer {
         let mut settings = Settings::default();
         settings.store.path = dir.path().to_path_buf();
         settings.http.bind = "127.0.0.1:0".into();
@@ -42,7 +53,9 @@ impl TestServer {
         settings.http.shutdown_timeout_secs = 1;
         settings.auth.secret = TEST_SECRET.into();
         tweak(&mut settings);
-        let running = serve::start(settings.clone(), target).await.unwrap();
+        let running = serve::start_with_clock(settings.clone(), target, clock)
+            .await
+            .unwrap();
         TestServer {
             running,
             settings,

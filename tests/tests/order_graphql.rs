@@ -716,3 +716,140 @@ async fn a_line_larger_than_any_location_is_split_across_two() {
         .sum();
     assert_eq!(sum, biggest + 1);
 }
+
+const FULFILLMENTS: &str = "query($id: ID!) { order(id: $id) { status lines { lineId cancelled allocations { locationCode quantity released } } fulfillments { id kind status locationCode trackingNumber } payment { captured { amount } voided } } }";
+
+async fn staff_step(server: &TestServer, store: &str, mutation: &str, vars: Value) -> Value {
+    let clerk = server.token("store-staff", Some(store), "clerk");
+    let (_, body) = server.graphql(Some(&clerk), mutation, vars).await;
+    assert!(body["errors"].is_null(), "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bopis_no_show_expires_on_the_clock_releases_stock_and_voids() {
+    let clock = std::sync::Arc::new(ichigen_shared::clock::ManualClock::new(chrono::Utc::now()));
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        TestServer::start_with_clock(dir, Target::All, |s| s.demo.seed = true, clock.clone()).await;
+    let before = {
+        let (_, b) = server
+            .graphql(None, "query($s: ID!) { availability(sku: \"KNIT-L\", channel: PICKUP, store: $s) { available } }", json!({ "s": location_id("TKY-SHINJUKU") }))
+            .await;
+        b["data"]["availability"]["available"].as_i64().unwrap()
+    };
+    assert!(before > 0);
+    let alice = server.token("customer", None, "alice");
+    let body = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "noshow", "lines": [{ "sku": "KNIT-L", "quantity": 1,
+            "delivery": { "method": "PICKUP", "store": location_id("TKY-SHINJUKU") } }] }),
+    )
+    .await;
+    let id = body["data"]["placeOrder"]["order"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let order = wait_for_order(&server, &id, FULFILLMENTS, |o| {
+        o["fulfillments"].as_array().is_some_and(|f| !f.is_empty())
+    })
+    .await;
+    let fid = order["fulfillments"][0]["id"].as_str().unwrap().to_string();
+    staff_step(&server, "TKY-SHINJUKU", "mutation($id: ID!) { pickFulfillment(input: { id: $id, lines: [{ lineId: \"L1\", picked: 1, short: 0 }] }) { errors { code } } }", json!({ "id": fid })).await;
+    staff_step(
+        &server,
+        "TKY-SHINJUKU",
+        "mutation($id: ID!) { markReadyForPickup(input: { id: $id }) { errors { code } } }",
+        json!({ "id": fid }),
+    )
+    .await;
+    wait_for_order(&server, &id, FULFILLMENTS, |o| {
+        o["status"] == "READY_FOR_PICKUP"
+    })
+    .await;
+    // The store holds pickups 7 days (demo); the customer never comes.
+    clock.advance(chrono::Duration::days(8));
+    let order = wait_for_order(&server, &id, FULFILLMENTS, |o| {
+        o["status"] == "CANCELLED" && o["payment"]["voided"] == true
+    })
+    .await;
+    assert_eq!(order["fulfillments"][0]["status"], "EXPIRED", "{order}");
+    // The unit is back on sale at the store.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, b) = server
+            .graphql(None, "query($s: ID!) { availability(sku: \"KNIT-L\", channel: PICKUP, store: $s) { available } }", json!({ "s": location_id("TKY-SHINJUKU") }))
+            .await;
+        if b["data"]["availability"]["available"].as_i64() == Some(before) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stock not released: {b}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_from_store_by_staff_and_a_short_pick_resourced_elsewhere() {
+    let server = demo().await;
+    let alice = server.token("customer", None, "alice");
+    // Shibuya ships from store and is nearest to Marunouchi: it gets both lines.
+    let body = place(
+        &server,
+        &alice,
+        json!({ "idempotencyKey": "sfs", "lines": [ship_line("TEE-L", 1), ship_line("CHINO-M", 1)] }),
+    )
+    .await;
+    let order = &body["data"]["placeOrder"]["order"];
+    assert_eq!(
+        order["lines"][0]["allocations"][0]["locationCode"], "TKY-SHIBUYA",
+        "{body}"
+    );
+    let id = order["id"].as_str().unwrap().to_string();
+    let order = wait_for_order(&server, &id, FULFILLMENTS, |o| {
+        o["fulfillments"].as_array().is_some_and(|f| !f.is_empty())
+    })
+    .await;
+    let fid = order["fulfillments"][0]["id"].as_str().unwrap().to_string();
+    // The clerk finds it among the store's ship-from-store tasks.
+    let clerk = server.token("store-staff", Some("TKY-SHIBUYA"), "clerk");
+    let (_, tasks) = server
+        .graphql(
+            Some(&clerk),
+            "query($s: ID!) { shipFromStoreTasks(store: $s) { edges { node { id } } } }",
+            json!({ "s": location_id("TKY-SHIBUYA") }),
+        )
+        .await;
+    assert!(tasks.to_string().contains(&fid), "{tasks}");
+    // CHINO-M is not on the shelf: short pick. TEE-L ships from the store.
+    staff_step(&server, "TKY-SHIBUYA", "mutation($id: ID!) { pickFulfillment(input: { id: $id, lines: [{ lineId: \"L1\", picked: 1, short: 0 }, { lineId: \"L2\", picked: 0, short: 1 }] }) { errors { code } } }", json!({ "id": fid })).await;
+    staff_step(&server, "TKY-SHIBUYA", "mutation($id: ID!) { packFulfillment(input: { id: $id, packages: 1 }) { errors { code } } }", json!({ "id": fid })).await;
+    staff_step(&server, "TKY-SHIBUYA", "mutation($id: ID!) { shipFulfillment(input: { id: $id, carrier: \"Sagawa\", trackingNumber: \"SG-1\" }) { errors { code } } }", json!({ "id": fid })).await;
+    // The short unit is re-sourced to another location (a new fulfillment order there), and
+    // the shipped unit is captured (1990 JPY).
+    let order = wait_for_order(&server, &id, FULFILLMENTS, |o| {
+        o["fulfillments"].as_array().is_some_and(|f| f.len() == 2)
+            && o["payment"]["captured"]["amount"] == "1990"
+    })
+    .await;
+    let other = order["fulfillments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] != fid.as_str())
+        .unwrap()
+        .clone();
+    assert_ne!(other["locationCode"], "TKY-SHIBUYA", "{order}");
+    assert_eq!(order["status"], "PARTIALLY_FULFILLED", "{order}");
+    // The discrepancy is recorded against Shibuya.
+    let admin = server.token("admin", None, "ops");
+    let (_, history) = server
+        .graphql(Some(&admin), "query($l: ID!) { stockMovements(sku: \"CHINO-M\", location: $l) { edges { node { type reason } } } }", json!({ "l": location_id("TKY-SHIBUYA") }))
+        .await;
+    assert!(history.to_string().contains("SHORT_PICK"), "{history}");
+    server.stop().await;
+}
