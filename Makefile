@@ -23,6 +23,7 @@ bench:
 	$(CARGO) bench -p ichigen-inventory --bench reservations
 	$(CARGO) bench -p ichigen-inventory --bench view_rebuild
 	$(CARGO) bench -p ichigen-gateway --bench availability
+	$(CARGO) bench -p ichigen-gateway --bench orders
 
 ## Regenerate schema.graphql from the code (a test fails while it is stale).
 schema:

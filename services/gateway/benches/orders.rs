@@ -1,0 +1,719 @@
+//! Orders placed end to end through GraphQL against a plain actix-web handler (`make bench`).
+//!
+//! The all-in-one server (`serve::start`, `Target::All`, embedded store, 2 HTTP workers)
+//! takes `placeOrder` over POST /graphql: JWT, GraphQL parse/validate/execute, pricing from
+//! the catalog view, sourcing from the inventory view, reservation (one append per
+//! SKU × location), payment authorization, the `OrderPlaced` append and the hold
+//! confirmation — with the server's own processes (fulfillment intake, order reactions,
+//! projections) following every order live, as in production.
+//!
+//! The baseline, in the same run and the same process, is a second stack wired exactly as
+//! `serve::start` wires `Target::All` (same services, same in-process adapters, same
+//! processes) on its own fresh store, with a bare actix-web route (2 workers) that takes the
+//! same order as plain JSON, calls the same `OrderHandlers::place` and answers with serde.
+//! So the baseline does the same reservation and event-store work; the ratio shows what the
+//! gateway (auth, GraphQL, middleware) costs over it.
+//!
+//! 2,000 SKUs with catalog prices, stocked at 6 locations (2 DCs, 4 stores) with far more units
+//! than the runs take. Each client is a keep-alive HTTP/1.1 connection placing orders of 1–3
+//! random lines (80 % SHIP to a random address around Tokyo or Osaka, 20 % PICKUP at a store),
+//! each under a fresh idempotency key, for `MEASURE` after `WARMUP`; only orders answered with
+//! `errors: []` count. Median of `ICHIGEN_BENCH_RUNS` runs (default 3).
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use ichigen_gateway::auth::JwtAuth;
+use ichigen_gateway::serve::{self, Target};
+use ichigen_gateway::wiring::{InProcessFulfillment, InProcessInventory};
+use ichigen_inventory::domain::{
+    Address, Capability, LocationCommand, LocationKind, LocationSpec, StockCommand,
+};
+use ichigen_inventory::InventoryService;
+use ichigen_order::domain::catalog::{CatalogCommand, ItemSpec};
+use ichigen_order::domain::order::Channel;
+use ichigen_order::domain::sourcing::Delivery;
+use ichigen_order::handlers::order::{LineRequest, PlaceRequest};
+use ichigen_order::OrderService;
+use ichigen_shared::auth::{Actor, Role};
+use ichigen_shared::benchkit::{median, percentile, runs};
+use ichigen_shared::clock::{Clock, SystemClock};
+use ichigen_shared::config::Settings;
+use ichigen_shared::envelope::Metadata;
+use ichigen_shared::money::Money;
+use ichigen_shared::store::{DynEventStore, Position};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SKUS: usize = 2_000;
+const CLIENT_COUNTS: [usize; 2] = [16, 64];
+const WARMUP: Duration = Duration::from_secs(1);
+const MEASURE: Duration = Duration::from_secs(5);
+const SECRET: &str = "orders-bench-secret-0123456789abcdef";
+/// Units per SKU × location: far more than all runs together take.
+const UNITS: i64 = 1_000_000;
+
+/// (code, kind, lat, lon, capabilities)
+type BenchLocation = (&'static str, LocationKind, f64, f64, &'static [Capability]);
+
+const LOCATIONS: &[BenchLocation] = &[
+    (
+        "TKY-DC1",
+        LocationKind::Dc,
+        35.6983,
+        139.9320,
+        &[Capability::Ship, Capability::Returns],
+    ),
+    (
+        "OSA-DC1",
+        LocationKind::Dc,
+        34.6167,
+        135.4460,
+        &[Capability::Ship, Capability::Returns],
+    ),
+    (
+        "TKY-SHIBUYA",
+        LocationKind::Store,
+        35.6595,
+        139.7005,
+        &[Capability::Pickup, Capability::ShipFromStore],
+    ),
+    (
+        "TKY-SHINJUKU",
+        LocationKind::Store,
+        35.6909,
+        139.7003,
+        &[Capability::Pickup],
+    ),
+    (
+        "YOK-MINATOMIRAI",
+        LocationKind::Store,
+        35.4564,
+        139.6317,
+        &[Capability::Pickup, Capability::ShipFromStore],
+    ),
+    (
+        "OSA-UMEDA",
+        LocationKind::Store,
+        34.7025,
+        135.4959,
+        &[Capability::Pickup],
+    ),
+];
+const PICKUP_STORES: &[&str] = &[
+    "TKY-SHIBUYA",
+    "TKY-SHINJUKU",
+    "YOK-MINATOMIRAI",
+    "OSA-UMEDA",
+];
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    actix_web::rt::System::with_tokio_rt(|| runtime).block_on(bench());
+}
+
+/// One measured phase: orders/s, p50, p99, failures.
+#[derive(Clone, Copy, Debug)]
+struct Phase {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    failed: usize,
+}
+
+async fn bench() {
+    // The system under test: the all-in-one server.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::default();
+    settings.store.path = dir.path().to_path_buf();
+    settings.http.bind = "127.0.0.1:0".into();
+    settings.http.workers = 2;
+    settings.http.shutdown_timeout_secs = 1;
+    settings.auth.secret = SECRET.into();
+    let server = serve::start(settings, Target::All).await.expect("server");
+    let tokens = Arc::new(
+        (0..*CLIENT_COUNTS.iter().max().expect("counts"))
+            .map(|c| {
+                JwtAuth::new(SECRET)
+                    .mint(
+                        Role::Customer,
+                        &customer(c),
+                        None,
+                        chrono::Duration::hours(2),
+                    )
+                    .expect("token")
+            })
+            .collect::<Vec<_>>(),
+    );
+    let seeded = Instant::now();
+    seed_through_second_instance(&server.store).await;
+    let graphql = server.addr;
+    // The server's own views replay the same store: wait until an order goes through.
+    wait_until_orderable(graphql, Api::Graphql, &tokens).await;
+    println!(
+        "server seeded ({SKUS} SKUs x {} locations) in {:.1} s",
+        LOCATIONS.len(),
+        seeded.elapsed().as_secs_f64()
+    );
+
+    // The baseline: the same stack on its own store, with a plain actix-web route.
+    let base_dir = tempfile::tempdir().expect("tempdir");
+    let mut base_settings = Settings::default();
+    base_settings.store.path = base_dir.path().to_path_buf();
+    let base_store = serve::open_store(&base_settings)
+        .await
+        .expect("baseline store");
+    let orders = start_stack(base_store.clone());
+    seed_through_second_instance(&base_store).await;
+    let (baseline, baseline_handle) = start_baseline(orders);
+    wait_until_orderable(baseline, Api::Plain, &tokens).await;
+    println!("baseline seeded");
+
+    let mut results: Vec<Vec<(Phase, Phase)>> = vec![Vec::new(); CLIENT_COUNTS.len()];
+    for run in 0..runs() {
+        for (i, &clients) in CLIENT_COUNTS.iter().enumerate() {
+            let tag = format!("r{run}c{clients}");
+            let g = drive(graphql, clients, &tag, tokens.clone(), Api::Graphql).await;
+            settle(&server.store).await;
+            let b = drive(baseline, clients, &tag, tokens.clone(), Api::Plain).await;
+            settle(&base_store).await;
+            println!(
+                "run {run}, {clients:>2} clients: graphql {:.0} orders/s p50 {:.2} ms p99 {:.2} ms \
+                 ({} failed) | plain actix {:.0} orders/s p50 {:.2} ms p99 {:.2} ms ({} failed)",
+                g.rate,
+                ms(g.p50),
+                ms(g.p99),
+                g.failed,
+                b.rate,
+                ms(b.p50),
+                ms(b.p99),
+                b.failed
+            );
+            results[i].push((g, b));
+        }
+    }
+    println!();
+    println!("| clients | GraphQL orders/s | p50 | p99 | plain actix orders/s | p50 | p99 | ratio | failed |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (i, clients) in CLIENT_COUNTS.iter().enumerate() {
+        let r = &results[i];
+        let med = |f: &dyn Fn(&(Phase, Phase)) -> f64| median(r.iter().map(f).collect());
+        let g_rate = med(&|x| x.0.rate);
+        let b_rate = med(&|x| x.1.rate);
+        println!(
+            "| {clients} | {g_rate:.0} | {:.2} ms | {:.2} ms | {b_rate:.0} | {:.2} ms | {:.2} ms | {:.2} | {} / {} |",
+            med(&|x| ms(x.0.p50)),
+            med(&|x| ms(x.0.p99)),
+            med(&|x| ms(x.1.p50)),
+            med(&|x| ms(x.1.p99)),
+            g_rate / b_rate,
+            r.iter().map(|x| x.0.failed).sum::<usize>(),
+            r.iter().map(|x| x.1.failed).sum::<usize>(),
+        );
+    }
+    baseline_handle.stop(true).await;
+    server.stop().await;
+    base_store.shutdown().await;
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn customer(c: usize) -> String {
+    format!("bench-customer-{c}")
+}
+
+/// Seeds through an inventory and order service of its own over `store` (it writes streams
+/// nobody else writes yet), then waits for its own views.
+async fn seed_through_second_instance(store: &DynEventStore) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let inventory = InventoryService::start(store.clone(), clock.clone());
+    let orders = OrderService::start(
+        store.clone(),
+        clock,
+        Arc::new(InProcessInventory(inventory.clone())),
+        Arc::new(ichigen_order::payment::ManualProvider::new()),
+    );
+    seed(&inventory, &orders).await;
+}
+
+async fn seed(inventory: &InventoryService, orders: &OrderService) {
+    let meta = || Metadata::new(Actor::system("bench-seed"));
+    for &(code, kind, lat, lon, caps) in LOCATIONS {
+        let spec = LocationSpec {
+            code: code.into(),
+            name: code.into(),
+            kind,
+            address: Address {
+                line1: "1-1-1".into(),
+                city: "Tokyo".into(),
+                postal_code: "100-0001".into(),
+                country: "JP".into(),
+            },
+            lat,
+            lon,
+            time_zone: "Asia/Tokyo".into(),
+            capabilities: caps.iter().copied().collect(),
+            pickup_hold_days: 7,
+            daily_capacity: 10_000_000,
+        };
+        inventory
+            .locations
+            .execute(LocationCommand::Define(spec), meta())
+            .await
+            .expect("define");
+    }
+    // Catalog first, then stock; the last SKU (the probe's, see `wait_until_orderable`) is
+    // written after all others in both, so a view that knows it knows everything.
+    let (first, last) = (0..SKUS - 1, SKUS - 1);
+    let tasks: Vec<_> = first
+        .clone()
+        .map(|s| {
+            let catalog = orders.catalog.handlers.clone();
+            tokio::spawn(async move { upsert(&catalog, s).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("seed task");
+    }
+    let catalog_head = upsert(&orders.catalog.handlers, last).await;
+    let tasks: Vec<_> = first
+        .map(|s| {
+            let stock = inventory.stock.clone();
+            tokio::spawn(async move { receive(&stock, s).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("seed task");
+    }
+    let stock_head = receive(&inventory.stock, last).await;
+    // This instance's own views follow the store too: let them finish before anything runs.
+    inventory
+        .view_handle
+        .wait_for(stock_head, Duration::from_secs(120))
+        .await
+        .expect("seed inventory view");
+    orders
+        .catalog
+        .view_handle
+        .wait_for(catalog_head, Duration::from_secs(120))
+        .await
+        .expect("seed catalog view");
+}
+
+async fn upsert(catalog: &ichigen_order::handlers::catalog::CatalogHandlers, s: usize) -> Position {
+    let price = Money::parse(&format!("{}", 990 + (s % 50) * 100), "JPY").expect("price");
+    catalog
+        .execute(
+            &format!("SKU-{s}"),
+            CatalogCommand::Upsert(ItemSpec {
+                title: format!("Bench item {s}"),
+                price,
+                attributes: Default::default(),
+                active: true,
+            }),
+            Metadata::new(Actor::system("bench-seed")),
+        )
+        .await
+        .expect("catalog")
+        .position
+        .expect("a new item is written")
+}
+
+/// Stocks SKU `s` at every location (the last location last); returns the last position.
+async fn receive(stock: &ichigen_inventory::handlers::StockHandlers, s: usize) -> Position {
+    let mut last = None;
+    for (code, ..) in LOCATIONS {
+        last = stock
+            .execute(
+                &format!("SKU-{s}"),
+                code,
+                vec![StockCommand::ReceiveGoods {
+                    qty: UNITS,
+                    reference: None,
+                }],
+                Metadata::new(Actor::system("bench-seed")),
+            )
+            .await
+            .expect("receive")
+            .position;
+    }
+    last.expect("receipts are written")
+}
+
+/// The baseline stack: what `serve::start` builds for `Target::All`, without the HTTP server.
+fn start_stack(store: DynEventStore) -> OrderService {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let inventory = InventoryService::start(store.clone(), clock.clone());
+    let orders = OrderService::start(
+        store.clone(),
+        clock.clone(),
+        Arc::new(InProcessInventory(inventory.clone())),
+        Arc::new(ichigen_order::payment::ManualProvider::new()),
+    );
+    let fulfillment =
+        ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
+    ichigen_order::process::fulfillment_reactions::FulfillmentReactions::new(
+        store.clone(),
+        orders.orders.clone(),
+        Arc::new(InProcessFulfillment(fulfillment.clone())),
+        clock,
+    )
+    .spawn();
+    let view = inventory.view.clone();
+    let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
+        Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+    ichigen_fulfillment::process::order_intake::OrderIntake::new(store, fulfillment, hold_days)
+        .spawn();
+    inventory.spawn_expiry(Duration::from_secs(5));
+    orders
+}
+
+#[derive(Deserialize)]
+struct PlainOrder {
+    customer: String,
+    key: String,
+    lines: Vec<PlainLine>,
+}
+
+#[derive(Deserialize)]
+struct PlainLine {
+    sku: String,
+    qty: i64,
+    #[serde(default)]
+    ship: Option<(f64, f64)>,
+    #[serde(default)]
+    pickup: Option<String>,
+}
+
+/// The baseline route: the same order as plain JSON, straight into `OrderHandlers::place`.
+fn start_baseline(orders: OrderService) -> (SocketAddr, actix_web::dev::ServerHandle) {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(orders.clone()))
+            .route("/orders", web::post().to(baseline_handler))
+    })
+    .workers(2)
+    .bind("127.0.0.1:0")
+    .expect("bind baseline");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (addr, handle)
+}
+
+async fn baseline_handler(
+    orders: web::Data<OrderService>,
+    body: web::Json<PlainOrder>,
+) -> HttpResponse {
+    let body = body.into_inner();
+    let lines = body
+        .lines
+        .into_iter()
+        .map(|l| LineRequest {
+            sku: l.sku,
+            qty: l.qty,
+            delivery: match (l.ship, l.pickup) {
+                (Some((lat, lon)), _) => Delivery::Ship { lat, lon },
+                (None, Some(store)) => Delivery::Pickup { store },
+                (None, None) => Delivery::Ship {
+                    lat: f64::NAN,
+                    lon: f64::NAN,
+                },
+            },
+        })
+        .collect();
+    let actor = Actor {
+        role: Role::Customer,
+        subject: body.customer.clone(),
+        store_id: None,
+    };
+    let request = PlaceRequest {
+        customer_id: Some(body.customer),
+        channel: Channel::Web,
+        lines,
+        allow_partial: false,
+        idempotency_key: body.key,
+    };
+    match orders.orders.place(request, Metadata::new(actor)).await {
+        Ok(placed) => HttpResponse::Ok().json(serde_json::json!({
+            "order": { "id": placed.order_id.to_string(), "status": "PLACED" },
+            "position": placed.position.map(|p| p.to_string()),
+            "errors": [],
+        })),
+        Err(e) => HttpResponse::Ok().json(serde_json::json!({
+            "order": null,
+            "errors": [{ "message": e.to_string() }],
+        })),
+    }
+}
+
+/// One random order: (sku index, qty) lines and a delivery.
+struct OrderShape {
+    lines: Vec<(usize, i64)>,
+    delivery: BenchDelivery,
+}
+
+enum BenchDelivery {
+    Ship(f64, f64),
+    Pickup(&'static str),
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn random_order(rng: &mut Rng) -> OrderShape {
+    let count = 1 + rng.below(3);
+    let mut lines: Vec<(usize, i64)> = Vec::with_capacity(count);
+    while lines.len() < count {
+        let sku = rng.below(SKUS);
+        if lines.iter().all(|(s, _)| *s != sku) {
+            lines.push((sku, 1 + rng.below(2) as i64));
+        }
+    }
+    let delivery = if rng.below(5) == 0 {
+        BenchDelivery::Pickup(PICKUP_STORES[rng.below(PICKUP_STORES.len())])
+    } else if rng.below(3) == 0 {
+        // Around Osaka.
+        BenchDelivery::Ship(34.55 + rng.unit() * 0.3, 135.35 + rng.unit() * 0.3)
+    } else {
+        // Around Tokyo.
+        BenchDelivery::Ship(35.55 + rng.unit() * 0.3, 139.55 + rng.unit() * 0.4)
+    };
+    OrderShape { lines, delivery }
+}
+
+const PLACE: &str = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id status } position errors { code message } } }";
+
+fn graphql_request(addr: SocketAddr, token: &str, key: &str, order: &OrderShape) -> Vec<u8> {
+    let delivery = match &order.delivery {
+        BenchDelivery::Ship(lat, lon) => format!(
+            "{{\"method\":\"SHIP\",\"address\":{{\"line1\":\"1-2-3\",\"city\":\"Tokyo\",\
+             \"postalCode\":\"100-0005\",\"country\":\"JP\",\"lat\":{lat},\"lon\":{lon}}}}}"
+        ),
+        BenchDelivery::Pickup(store) => format!(
+            "{{\"method\":\"PICKUP\",\"store\":\"{}\"}}",
+            *ichigen_shared::graphql::conventions::encode_id("Location", store)
+        ),
+    };
+    let lines: Vec<String> = order
+        .lines
+        .iter()
+        .map(|(sku, qty)| {
+            format!("{{\"sku\":\"SKU-{sku}\",\"quantity\":{qty},\"delivery\":{delivery}}}")
+        })
+        .collect();
+    let body = format!(
+        "{{\"query\":\"{PLACE}\",\"variables\":{{\"input\":{{\"idempotencyKey\":\"{key}\",\"lines\":[{}]}}}}}}",
+        lines.join(",")
+    );
+    format!(
+        "POST /graphql HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn baseline_request(addr: SocketAddr, customer: &str, key: &str, order: &OrderShape) -> Vec<u8> {
+    let delivery = match &order.delivery {
+        BenchDelivery::Ship(lat, lon) => format!("\"ship\":[{lat},{lon}]"),
+        BenchDelivery::Pickup(store) => format!("\"pickup\":\"{store}\""),
+    };
+    let lines: Vec<String> = order
+        .lines
+        .iter()
+        .map(|(sku, qty)| format!("{{\"sku\":\"SKU-{sku}\",\"qty\":{qty},{delivery}}}"))
+        .collect();
+    let body = format!(
+        "{{\"customer\":\"{customer}\",\"key\":\"{key}\",\"lines\":[{}]}}",
+        lines.join(",")
+    );
+    format!(
+        "POST /orders HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Which door the orders go through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// POST /graphql `placeOrder` on the server, with a customer's bearer token.
+    Graphql,
+    /// POST /orders on the baseline route, the customer named in the body.
+    Plain,
+}
+
+impl Api {
+    /// One request: `c` is the client (its customer), `key` the idempotency key.
+    fn request(
+        self,
+        addr: SocketAddr,
+        tokens: &[String],
+        c: usize,
+        key: &str,
+        order: &OrderShape,
+    ) -> Vec<u8> {
+        match self {
+            Api::Graphql => graphql_request(addr, &tokens[c], key, order),
+            Api::Plain => baseline_request(addr, &customer(c), key, order),
+        }
+    }
+}
+
+fn placed(body: &[u8]) -> bool {
+    body.windows(12).any(|w| w == b"\"errors\":[]}")
+        || body.windows(11).any(|w| w == b"\"errors\":[]")
+}
+
+/// Places a probe order until it succeeds: every view the order path reads has caught up.
+async fn wait_until_orderable(addr: SocketAddr, api: Api, tokens: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut conn = TcpStream::connect(addr).await.expect("connect");
+    for attempt in 0.. {
+        let order = OrderShape {
+            // The SKU seeded last, at the location stocked last.
+            lines: vec![(SKUS - 1, 1)],
+            delivery: BenchDelivery::Pickup("OSA-UMEDA"),
+        };
+        let request = api.request(addr, tokens, 0, &format!("probe-{attempt}"), &order);
+        let body = exchange(&mut conn, &request).await;
+        if placed(&body) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "views never caught up: {}",
+            String::from_utf8_lossy(&body)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the store's head stops moving: the processes that follow orders (fulfillment
+/// intake, hold confirmation) have caught up, so the next phase does not pay for this one.
+async fn settle(store: &DynEventStore) {
+    let mut last = store.head().await.expect("head");
+    let mut still = 0;
+    while still < 5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let head = store.head().await.expect("head");
+        if head == last {
+            still += 1;
+        } else {
+            still = 0;
+            last = head;
+        }
+    }
+}
+
+/// `clients` keep-alive connections placing random orders for `MEASURE` after `WARMUP`.
+async fn drive(
+    addr: SocketAddr,
+    clients: usize,
+    tag: &str,
+    tokens: Arc<Vec<String>>,
+    api: Api,
+) -> Phase {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let tag = tag.to_string();
+            let tokens = tokens.clone();
+            tokio::spawn(async move {
+                let mut conn = TcpStream::connect(addr).await.expect("connect");
+                let mut latencies = Vec::new();
+                let mut failed = 0usize;
+                let mut rng = Rng((c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                for n in 0u64.. {
+                    let order = random_order(&mut rng);
+                    let request = api.request(addr, &tokens, c, &format!("{tag}-{c}-{n}"), &order);
+                    let sent = Instant::now();
+                    let body = exchange(&mut conn, &request).await;
+                    let now = Instant::now();
+                    if now - start > WARMUP + MEASURE {
+                        break;
+                    }
+                    if now - start > WARMUP {
+                        if placed(&body) {
+                            latencies.push(now - sent);
+                        } else {
+                            if failed == 0 {
+                                eprintln!("failed order: {}", String::from_utf8_lossy(&body));
+                            }
+                            failed += 1;
+                        }
+                    }
+                }
+                (latencies, failed)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (latencies, f) = t.await.expect("client");
+        all.extend(latencies);
+        failed += f;
+    }
+    all.sort();
+    Phase {
+        rate: all.len() as f64 / MEASURE.as_secs_f64(),
+        p50: percentile(&all, 0.50),
+        p99: percentile(&all, 0.99),
+        failed,
+    }
+}
+
+/// Sends one request on a keep-alive connection and reads one response; returns its body.
+async fn exchange(conn: &mut TcpStream, request: &[u8]) -> Vec<u8> {
+    conn.write_all(request).await.expect("write");
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 2048];
+    let (header_end, mut body) = loop {
+        let n = conn.read(&mut byte).await.expect("read");
+        assert!(n > 0, "server closed the connection");
+        head.extend_from_slice(&byte[..n]);
+        if let Some(pos) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let body = head.split_off(pos + 4);
+            break (head, body);
+        }
+    };
+    let text = String::from_utf8_lossy(&header_end).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    let length: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().expect("content-length"))
+        .expect("responses carry a content-length");
+    while body.len() < length {
+        let n = conn.read(&mut byte).await.expect("read body");
+        assert!(n > 0, "server closed mid-body");
+        body.extend_from_slice(&byte[..n]);
+    }
+    body
+}
