@@ -10,6 +10,8 @@
 //! 10,000 SKUs at 6 locations (2 DCs ship, 4 stores, 2 of which ship from store); each request
 //! asks for a random SKU. Median of `ICHIGEN_BENCH_RUNS` runs (default 3).
 
+mod support;
+
 use actix_web::{web, App, HttpResponse, HttpServer};
 use ichigen_gateway::serve::{self, Target};
 use ichigen_inventory::domain::{
@@ -25,7 +27,7 @@ use ichigen_shared::envelope::Metadata;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::exchange;
 use tokio::net::TcpStream;
 
 const SKUS: usize = 10_000;
@@ -284,33 +286,4 @@ async fn drive(addr: SocketAddr, make: fn(SocketAddr, usize) -> Vec<u8>) -> (f64
         all.len() as f64 / MEASURE.as_secs_f64(),
         percentile(&all, 0.99),
     )
-}
-
-/// Sends one request on a keep-alive connection and reads one response; returns its body.
-async fn exchange(conn: &mut TcpStream, request: &[u8]) -> Vec<u8> {
-    conn.write_all(request).await.expect("write");
-    let mut head = Vec::with_capacity(256);
-    let mut byte = [0u8; 1024];
-    let (header_end, mut body) = loop {
-        let n = conn.read(&mut byte).await.expect("read");
-        assert!(n > 0, "server closed the connection");
-        head.extend_from_slice(&byte[..n]);
-        if let Some(pos) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            let body = head.split_off(pos + 4);
-            break (head, body);
-        }
-    };
-    let text = String::from_utf8_lossy(&header_end).to_ascii_lowercase();
-    assert!(text.starts_with("http/1.1 200"), "{text}");
-    let length: usize = text
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse().expect("content-length"))
-        .expect("responses carry a content-length");
-    while body.len() < length {
-        let n = conn.read(&mut byte).await.expect("read body");
-        assert!(n > 0, "server closed mid-body");
-        body.extend_from_slice(&byte[..n]);
-    }
-    body
 }

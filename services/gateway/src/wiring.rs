@@ -142,10 +142,13 @@ impl InventoryPort for InProcessInventory {
         reservations: &[ReservationRef],
         metadata: Metadata,
     ) -> Result<(), InventoryPortError> {
-        self.each(reservations, metadata, |id| StockCommand::Confirm {
-            reservation_id: id,
-        })
-        .await
+        let commands = reservations.iter().map(|r| {
+            let command = StockCommand::Confirm {
+                reservation_id: r.reservation_id.clone(),
+            };
+            (r, command)
+        });
+        self.each(commands, metadata).await
     }
 
     async fn consume(
@@ -154,18 +157,14 @@ impl InventoryPort for InProcessInventory {
         metadata: Metadata,
     ) -> Result<(), InventoryPortError> {
         // Cumulative totals (see the trait): ConsumeUpTo takes only what is not taken yet.
-        let calls = uses.iter().map(|(r, total)| {
-            self.0.stock.execute(
-                &r.sku,
-                &r.location,
-                vec![StockCommand::ConsumeUpTo {
-                    reservation_id: r.reservation_id.clone(),
-                    total: *total,
-                }],
-                metadata.clone(),
-            )
+        let commands = uses.iter().map(|(r, total)| {
+            let command = StockCommand::ConsumeUpTo {
+                reservation_id: r.reservation_id.clone(),
+                total: *total,
+            };
+            (r, command)
         });
-        collect(futures::future::join_all(calls).await)
+        self.each(commands, metadata).await
     }
 
     async fn release(
@@ -173,10 +172,13 @@ impl InventoryPort for InProcessInventory {
         reservations: &[ReservationRef],
         metadata: Metadata,
     ) -> Result<(), InventoryPortError> {
-        self.each(reservations, metadata, |id| StockCommand::Release {
-            reservation_id: id,
-        })
-        .await
+        let commands = reservations.iter().map(|r| {
+            let command = StockCommand::Release {
+                reservation_id: r.reservation_id.clone(),
+            };
+            (r, command)
+        });
+        self.each(commands, metadata).await
     }
 
     /// An `Adjust { delta: −n, reason_code: SHORT_PICK, reference }`, where `n` is the short
@@ -333,19 +335,15 @@ impl FulfillmentPort for InProcessFulfillment {
 
 impl InProcessInventory {
     /// Sends one command per reservation, concurrently (different streams).
-    async fn each(
+    async fn each<'r>(
         &self,
-        reservations: &[ReservationRef],
+        commands: impl IntoIterator<Item = (&'r ReservationRef, StockCommand)>,
         metadata: Metadata,
-        command: fn(String) -> StockCommand,
     ) -> Result<(), InventoryPortError> {
-        let calls = reservations.iter().map(|r| {
-            self.0.stock.execute(
-                &r.sku,
-                &r.location,
-                vec![command(r.reservation_id.clone())],
-                metadata.clone(),
-            )
+        let calls = commands.into_iter().map(|(r, command)| {
+            self.0
+                .stock
+                .execute(&r.sku, &r.location, vec![command], metadata.clone())
         });
         collect(futures::future::join_all(calls).await)
     }

@@ -303,26 +303,7 @@ pub fn decide(
             qty,
         } => {
             let qty = positive("qty", *qty)?;
-            let r = open_reservation(state, reservation_id)?;
-            if qty > r.quantity {
-                return Err(InventoryError::ExceedsReservation {
-                    requested: qty,
-                    reserved: r.quantity,
-                });
-            }
-            // After a shortfall count the shelf may hold less than was promised: refuse rather
-            // than let on hand go negative.
-            if qty > state.on_hand {
-                return Err(InventoryError::InsufficientStock {
-                    requested: qty,
-                    available: state.on_hand,
-                });
-            }
-            one(ReservationConsumed {
-                reservation_id: reservation_id.clone(),
-                qty,
-            }
-            .into())
+            consume(state, reservation_id, qty)
         }
         C::ConsumeUpTo {
             reservation_id,
@@ -339,25 +320,7 @@ pub fn decide(
                 // Already there (a replay): closed or not, nothing to take.
                 return Ok(vec![]);
             }
-            let qty = total - r.consumed;
-            let r = open_reservation(state, reservation_id)?;
-            if qty > r.quantity {
-                return Err(InventoryError::ExceedsReservation {
-                    requested: qty,
-                    reserved: r.quantity,
-                });
-            }
-            if qty > state.on_hand {
-                return Err(InventoryError::InsufficientStock {
-                    requested: qty,
-                    available: state.on_hand,
-                });
-            }
-            one(ReservationConsumed {
-                reservation_id: reservation_id.clone(),
-                qty,
-            }
-            .into())
+            consume(state, reservation_id, total - r.consumed)
         }
         C::ExpireReservations => Ok(state
             .open_reservations()
@@ -414,6 +377,35 @@ fn reserve(
         owner: owner.to_owned(),
         qty,
         expires_at,
+    }
+    .into()])
+}
+
+/// Takes `qty` (≥ 1) of an open reservation out of stock: the checks `Consume` and
+/// `ConsumeUpTo` share.
+fn consume(
+    state: &StockItem,
+    reservation_id: &str,
+    qty: i64,
+) -> Result<Vec<StockEvent>, InventoryError> {
+    let r = open_reservation(state, reservation_id)?;
+    if qty > r.quantity {
+        return Err(InventoryError::ExceedsReservation {
+            requested: qty,
+            reserved: r.quantity,
+        });
+    }
+    // After a shortfall count the shelf may hold less than was promised: refuse rather than let
+    // on hand go negative.
+    if qty > state.on_hand {
+        return Err(InventoryError::InsufficientStock {
+            requested: qty,
+            available: state.on_hand,
+        });
+    }
+    Ok(vec![ReservationConsumed {
+        reservation_id: reservation_id.to_owned(),
+        qty,
     }
     .into()])
 }
