@@ -108,8 +108,7 @@ fn run(
         let mut delay = Duration::from_millis(10);
         // The log is committed; the index must follow before anyone is told. A failure here
         // (disk full) is retried until it passes, holding the acks.
-        while let Err(e) = conn.execute_batch(&format!("BEGIN; {} COMMIT;", schema::CATCH_UP_INDEX))
-        {
+        while let Err(e) = schema::catch_up_index(&conn) {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(error = %e, "stream index update failed; retrying");
             std::thread::sleep(delay);
