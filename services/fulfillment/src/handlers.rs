@@ -7,15 +7,17 @@
 use crate::domain::{
     decide, stream_name, Fulfillment, FulfillmentCommand, FulfillmentError, FulfillmentEvent,
 };
-use ichigen_shared::aggregate::{fold_stream, FoldError};
+use ichigen_shared::aggregate::{self, fold_stream, Encoding, ExecuteError, FoldError, Start};
 use ichigen_shared::clock::Clock;
-use ichigen_shared::envelope::{Metadata, NewEvent};
-use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
+use ichigen_shared::envelope::Metadata;
+use ichigen_shared::store::{DynEventStore, Position, StoreError};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Reloads after a concurrent write before giving up.
-const MAX_CONFLICT_RETRIES: usize = 8;
+const ENCODING: Encoding<FulfillmentEvent> = Encoding {
+    event_type: FulfillmentEvent::event_type,
+    payload: FulfillmentEvent::payload_json,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FulfillmentHandlerError {
@@ -65,56 +67,42 @@ impl FulfillmentHandlers {
         .await?)
     }
 
+    /// Runs a command ([`ichigen_shared::aggregate::execute`]). `Create` starts from an empty
+    /// state and appends with `NoStream` (its id is derived, so the stream is almost always
+    /// new); a retry finds the stream, reloads and decides again (no events).
     pub async fn execute(
         &self,
         fulfillment_id: Uuid,
         command: FulfillmentCommand,
         metadata: Metadata,
     ) -> Result<FulfillmentAccepted, FulfillmentHandlerError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let (mut state, revision) = self.load(fulfillment_id).await?;
-            let events = decide(&state, &command, self.clock.now())?;
-            for e in &events {
-                state.apply(e);
-            }
-            if events.is_empty() {
-                return Ok(FulfillmentAccepted {
-                    events,
-                    state,
-                    position: None,
-                });
-            }
-            let mut new_events = Vec::with_capacity(events.len());
-            for e in &events {
-                new_events.push(NewEvent {
-                    id: Uuid::new_v4(),
-                    event_type: e.event_type().to_string(),
-                    data: e
-                        .payload_json()
-                        .map_err(|e| FulfillmentHandlerError::Encode(e.to_string()))?,
-                    metadata: metadata.clone(),
-                });
-            }
-            match self
-                .store
-                .append(
-                    &stream_name(&fulfillment_id),
-                    ExpectedRevision::after(revision),
-                    new_events,
-                )
-                .await
-            {
-                Ok(appended) => {
-                    return Ok(FulfillmentAccepted {
-                        events,
-                        state,
-                        position: Some(appended.position),
-                    })
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(FulfillmentHandlerError::Contended(fulfillment_id))
+        let start = match command {
+            FulfillmentCommand::Create { .. } => Start::AssumeNew,
+            _ => Start::Load,
+        };
+        let now = self.clock.now();
+        let executed = aggregate::execute(
+            &self.store,
+            &stream_name(&fulfillment_id),
+            FulfillmentEvent::decode,
+            Fulfillment::apply,
+            &ENCODING,
+            start,
+            &metadata,
+            |state| decide(state, &command, now),
+        )
+        .await
+        .map_err(|e| match e {
+            ExecuteError::Decide(e) => FulfillmentHandlerError::Refused(e),
+            ExecuteError::Fold(e) => FulfillmentHandlerError::Fold(e),
+            ExecuteError::Store(e) => FulfillmentHandlerError::Store(e),
+            ExecuteError::Encode(e) => FulfillmentHandlerError::Encode(e),
+            ExecuteError::Contended(_) => FulfillmentHandlerError::Contended(fulfillment_id),
+        })?;
+        Ok(FulfillmentAccepted {
+            events: executed.events,
+            state: executed.state,
+            position: executed.position,
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! Catalog commands: load the SKU's stream → decide → append with the loaded revision, and on a
-//! concurrent write (another request, another process) reload and decide again.
+//! concurrent write (another request, another process) reload and decide again
+//! ([`ichigen_shared::aggregate::execute`]).
 //!
 //! Catalog items change rarely and one at a time (a PIM export), so optimistic concurrency is
 //! enough here: no per-stream writer as for hot stock items.
@@ -8,13 +9,14 @@ use crate::domain::catalog::{
     decide, stream_name, validate_sku, CatalogCommand, CatalogError, CatalogEvent, CatalogItem,
     CatalogState,
 };
-use ichigen_shared::aggregate::{fold_stream, FoldError};
-use ichigen_shared::envelope::{Metadata, NewEvent};
-use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
-use uuid::Uuid;
+use ichigen_shared::aggregate::{self, fold_stream, Encoding, ExecuteError, FoldError, Start};
+use ichigen_shared::envelope::Metadata;
+use ichigen_shared::store::{DynEventStore, Position, StoreError};
 
-/// Reloads after a concurrent write to the same item before giving up.
-const MAX_CONFLICT_RETRIES: usize = 8;
+const ENCODING: Encoding<CatalogEvent> = Encoding {
+    event_type: CatalogEvent::event_type,
+    payload: CatalogEvent::payload_json,
+};
 
 /// Why a catalog command did not complete. Only `Refused` is the caller's to fix; the others
 /// leave the outcome of an append unknown (`Store`) or cannot be fixed by retrying
@@ -76,53 +78,38 @@ impl CatalogHandlers {
     ) -> Result<CatalogAccepted, CatalogHandlerError> {
         validate_sku(sku)?;
         let stream = stream_name(sku);
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let (mut state, revision) = load(&self.store, &stream).await?;
-            let events = decide(&state, sku, &command)?;
-            for event in &events {
-                state.apply(event);
-            }
-            let item = state.item.ok_or_else(|| CatalogError::UnknownItem {
+        let executed = aggregate::execute(
+            &self.store,
+            &stream,
+            CatalogEvent::decode,
+            CatalogState::apply,
+            &ENCODING,
+            Start::Load,
+            &metadata,
+            |state| decide(state, sku, &command),
+        )
+        .await
+        .map_err(|e| match e {
+            ExecuteError::Decide(e) => CatalogHandlerError::Refused(e),
+            ExecuteError::Fold(e) => CatalogHandlerError::Load(e),
+            ExecuteError::Store(e) => CatalogHandlerError::Store(e),
+            ExecuteError::Encode(detail) => CatalogHandlerError::Encode {
+                stream: stream.clone(),
+                detail,
+            },
+            ExecuteError::Contended(stream) => CatalogHandlerError::Contended(stream),
+        })?;
+        let item = executed
+            .state
+            .item
+            .ok_or_else(|| CatalogError::UnknownItem {
                 sku: sku.to_string(),
             })?;
-            if events.is_empty() {
-                return Ok(CatalogAccepted {
-                    events,
-                    item,
-                    position: None,
-                });
-            }
-            let mut new_events = Vec::with_capacity(events.len());
-            for event in &events {
-                new_events.push(NewEvent {
-                    id: Uuid::new_v4(),
-                    event_type: event.event_type().to_string(),
-                    data: event
-                        .payload_json()
-                        .map_err(|e| CatalogHandlerError::Encode {
-                            stream: stream.clone(),
-                            detail: e.to_string(),
-                        })?,
-                    metadata: metadata.clone(),
-                });
-            }
-            match self
-                .store
-                .append(&stream, ExpectedRevision::after(revision), new_events)
-                .await
-            {
-                Ok(result) => {
-                    return Ok(CatalogAccepted {
-                        events,
-                        item,
-                        position: Some(result.position),
-                    })
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(CatalogHandlerError::Contended(stream))
+        Ok(CatalogAccepted {
+            events: executed.events,
+            item,
+            position: executed.position,
+        })
     }
 
     /// The item as its own stream has it (not the view); `None` if never defined.
