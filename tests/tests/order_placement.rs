@@ -285,8 +285,15 @@ async fn concurrent_orders_for_the_last_units_never_oversell() {
     // A loser may lose twice to a view a moment behind the stock; whatever the race left is
     // then still for sale, so sell on until the network refuses: exactly the stock is sold.
     assert!(placed <= 5, "oversold: {placed}");
-    let head = w.inventory.store.head().await.unwrap();
-    w.inventory.wait_for(head).await.unwrap();
+    // The inventory view follows inventory streams only: wait for the last stock event (the
+    // store's head is an order's event, which that view never takes).
+    let all = w.inventory.store.read_all(None, 100_000).await.unwrap();
+    let last_stock = all
+        .iter()
+        .rev()
+        .find(|e| e.stream.starts_with("inventory-"))
+        .map(|e| e.position);
+    w.inventory.wait_for(last_stock).await.unwrap();
     for i in 0.. {
         let r = w
             .orders

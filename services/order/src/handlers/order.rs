@@ -13,9 +13,10 @@
 //! 4. Reserve every allocation in one all-or-nothing call, as holds that expire after
 //!    [`HOLD`]; if the stock moved since the snapshot, source again once from a fresh one.
 //! 5. Authorize the total; a decline releases the holds.
-//! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` with `NoStream`; then confirm the
-//!    holds (drop their expiry). A crash before the confirmation is healed by the next retry
-//!    or by the order process, which confirms on `OrderPlaced`.
+//! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` with `NoStream`. The order process
+//!    confirms the holds (drops their expiry) when it sees `OrderPlaced`, off the request path:
+//!    the holds are safe for [`HOLD`] meanwhile, and a placement answers one store round trip
+//!    sooner.
 
 use crate::domain::order::{
     self, decide, Order, OrderCommand, OrderError, OrderEvent, PaymentAuthorization, PlaceOrder,
@@ -26,12 +27,17 @@ use crate::payment::{PaymentError, PaymentProvider};
 use crate::ports::{InventoryPort, InventoryPortError, ReservationRef, ReservationRequest};
 use crate::projections::catalog::CatalogView;
 use chrono::Duration;
-use ichigen_shared::aggregate::{fold_stream, FoldError};
+use ichigen_shared::aggregate::{self, fold_stream, Encoding, ExecuteError, FoldError, Start};
 use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Metadata, NewEvent};
 use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
 use std::sync::Arc;
 use uuid::Uuid;
+
+const ENCODING: Encoding<OrderEvent> = Encoding {
+    event_type: OrderEvent::event_type,
+    payload: OrderEvent::payload_json,
+};
 
 /// How long a placement's holds live if the order never gets recorded (a crash mid-request).
 pub const HOLD: Duration = Duration::minutes(15);
@@ -338,10 +344,6 @@ impl OrderHandlers {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Err(e) = self.inventory.confirm(&refs, metadata).await {
-            // The order process confirms on OrderPlaced as well; the holds are safe meanwhile.
-            tracing::warn!(%order_id, error = %e, "could not confirm the order's holds yet");
-        }
         Ok(Placed {
             order_id,
             order: state,
@@ -350,62 +352,41 @@ impl OrderHandlers {
         })
     }
 
-    /// Runs any command but `Place` on an existing order: load → decide → append with the
-    /// loaded revision, reloading on a concurrent write. `events` is empty for a retry.
+    /// Runs any command but `Place` on an existing order
+    /// ([`ichigen_shared::aggregate::execute`]): load → decide → append with the loaded
+    /// revision, reloading on a concurrent write. `events` is empty for a retry.
     pub async fn execute(
         &self,
         order_id: Uuid,
         command: OrderCommand,
         metadata: Metadata,
     ) -> Result<Executed, PlaceError> {
-        const MAX_CONFLICT_RETRIES: usize = 8;
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let (mut state, revision) = self.load(order_id).await?;
-            let events = decide(&state, &command, self.clock.now())?;
-            for e in &events {
-                state.apply(e);
-            }
-            if events.is_empty() {
-                return Ok(Executed {
-                    events,
-                    order: state,
-                    position: None,
-                });
-            }
-            let mut new_events = Vec::with_capacity(events.len());
-            for e in &events {
-                new_events.push(NewEvent {
-                    id: Uuid::new_v4(),
-                    event_type: e.event_type().to_string(),
-                    data: e
-                        .payload_json()
-                        .map_err(|e| PlaceError::Encode(e.to_string()))?,
-                    metadata: metadata.clone(),
-                });
-            }
-            match self
-                .store
-                .append(
-                    &order::stream_name(order_id),
-                    ExpectedRevision::after(revision),
-                    new_events,
-                )
-                .await
-            {
-                Ok(appended) => {
-                    return Ok(Executed {
-                        events,
-                        order: state,
-                        position: Some(appended.position),
-                    })
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PlaceError::Store(StoreError::Io(format!(
-            "order {order_id} kept changing under concurrent writers; try again"
-        ))))
+        let now = self.clock.now();
+        let executed = aggregate::execute(
+            &self.store,
+            &order::stream_name(order_id),
+            OrderEvent::decode,
+            Order::apply,
+            &ENCODING,
+            Start::Load,
+            &metadata,
+            |state| decide(state, &command, now),
+        )
+        .await
+        .map_err(|e| match e {
+            ExecuteError::Decide(e) => PlaceError::Order(e),
+            ExecuteError::Fold(e) => PlaceError::Fold(e),
+            ExecuteError::Store(e) => PlaceError::Store(e),
+            ExecuteError::Encode(e) => PlaceError::Encode(e),
+            ExecuteError::Contended(stream) => PlaceError::Store(StoreError::Io(format!(
+                "{stream} kept changing under concurrent writers; try again"
+            ))),
+        })?;
+        Ok(Executed {
+            events: executed.events,
+            order: executed.state,
+            position: executed.position,
+        })
     }
 
     /// The payment provider (processes capture, void and refund through it).

@@ -52,7 +52,8 @@
 //! checkpoint after a pause.
 
 use crate::domain::order::{
-    self, LineQty, LineState, Order, OrderCommand, OrderEvent, OrderStatus, OUT_OF_STOCK,
+    self, LineQty, LineState, Order, OrderCommand, OrderEvent, OrderPlaced, OrderStatus,
+    OUT_OF_STOCK,
 };
 use crate::domain::sourcing::{self, Delivery, SourcingLine};
 use crate::handlers::order::{OrderHandlers, PlaceError, HOLD};
@@ -312,7 +313,7 @@ impl FulfillmentReactions {
                 };
                 let order_id = order_id_of(event)?;
                 match decoded {
-                    OrderEvent::OrderPlaced(_) => self.confirm_holds(order_id, event).await,
+                    OrderEvent::OrderPlaced(placed) => self.confirm_holds(&placed, event).await,
                     OrderEvent::OrderShipped(e) => {
                         let ids = e.consumed.iter().map(|u| u.reservation_id.clone());
                         self.on_fulfilled(order_id, event, "ship", &e.fulfillment_id, &e.lines, ids)
@@ -660,22 +661,23 @@ impl FulfillmentReactions {
 
     async fn confirm_holds(
         &self,
-        order_id: Uuid,
+        placed: &OrderPlaced,
         event: &RecordedEvent,
     ) -> Result<(), ReactionError> {
-        let (order, _) = self.orders.load(order_id).await?;
-        let refs: Vec<ReservationRef> = order
-            .lines
+        // From the event itself, not a fresh load: a hold the order already released or
+        // consumed refuses the confirmation, which is tolerated (so a replay changes nothing).
+        let refs: Vec<ReservationRef> = placed
+            .allocations
             .iter()
-            .flat_map(|l| {
-                l.allocations
+            .map(|a| ReservationRef {
+                reservation_id: a.reservation_id.clone(),
+                sku: placed
+                    .lines
                     .iter()
-                    .filter(|a| a.open() > 0)
-                    .map(|a| ReservationRef {
-                        reservation_id: a.reservation_id.clone(),
-                        sku: l.sku.clone(),
-                        location: a.location.clone(),
-                    })
+                    .find(|l| l.line_id == a.line_id)
+                    .map(|l| l.sku.clone())
+                    .unwrap_or_default(),
+                location: a.location.clone(),
             })
             .collect();
         if refs.is_empty() {
