@@ -8,3 +8,6 @@
 
 /// The stream category this service owns: only this service appends to `rma-…` streams.
 pub const CATEGORY: &str = "rma";
+
+pub mod domain;
+pub mod handlers;

@@ -1,0 +1,28 @@
+//! The pure returns domain: decide(state, command, …) -> events and state.apply(event).
+//!
+//! - [`policy`]: return reasons and condition grades as data, stream `rma-policy`.
+//! - [`rma`]: the return aggregate, stream `rma-<uuid>`: request, approve or reject, receive,
+//!   grade, refund or exchange, close.
+//! - [`resale`]: resale SKUs and prices for units graded for resale (also used by the
+//!   inventory and catalog side to recognise them).
+//! - [`error`]: [`RmaError`], the one refusal type, with its API code and field.
+//!
+//! No I/O and no clock here: the handler passes the order's facts, the current policy, the
+//! order's refundable amount and `now`.
+
+pub mod error;
+pub mod policy;
+pub mod resale;
+pub mod rma;
+
+pub use error::{validate_code, RmaError};
+pub use policy::{
+    decide_policy, default_policy, ConditionGrade, ConditionGradeSpec, Disposition, Policy,
+    PolicyCommand, PolicyEvent, ReturnReason, ReturnReasonSpec, POLICY_STREAM,
+};
+pub use resale::{is_resale_sku, resale_grade, resale_price, resale_sku};
+pub use rma::{
+    decide, exchange_difference, exchange_terms, refund_quote, stream_name, ExchangeTerms,
+    OrderFacts, OrderLineFacts, ReceivedLine, RefundQuote, RequestReturn, RequestedLine, Rma,
+    RmaCommand, RmaEvent, RmaStatus,
+};
