@@ -3,9 +3,9 @@
 //! The all-in-one server (`serve::start`, `Target::All`, embedded store, 2 HTTP workers)
 //! takes `placeOrder` over POST /graphql: JWT, GraphQL parse/validate/execute, pricing from
 //! the catalog view, sourcing from the inventory view, reservation (one append per
-//! SKU × location), payment authorization, the `OrderPlaced` append and the hold
-//! confirmation — with the server's own processes (fulfillment intake, order reactions,
-//! projections) following every order live, as in production.
+//! SKU × location), payment authorization and the `OrderPlaced` append — with the server's own
+//! processes (fulfillment intake, order reactions confirming the holds, projections) following
+//! every order live, as in production.
 //!
 //! The baseline, in the same run and the same process, is a second stack wired exactly as
 //! `serve::start` wires `Target::All` (same services, same in-process adapters, same
