@@ -11,10 +11,13 @@ use ichigen_order::catalog_service::CatalogService;
 use ichigen_order::domain::catalog::{CatalogCommand, ItemSpec};
 use ichigen_order::domain::order::Channel;
 use ichigen_order::domain::sourcing::Delivery;
-use ichigen_order::handlers::order::{LineRequest, OrderHandlers, PlaceError, PlaceRequest};
+use ichigen_order::handlers::order::{
+    order_id_for, reservation_id, LineRequest, OrderHandlers, PlaceError, PlaceRequest, HOLD,
+};
 use ichigen_order::payment::ManualProvider;
+use ichigen_order::ports::{InventoryPort, ReservationRequest};
 use ichigen_shared::auth::{Actor, Role};
-use ichigen_shared::clock::SystemClock;
+use ichigen_shared::clock::{ManualClock, SystemClock};
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::money::Money;
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -25,6 +28,8 @@ struct World {
     _dir: tempfile::TempDir,
     inventory: InventoryService,
     orders: OrderHandlers,
+    /// The order handlers' clock (the sweep of unrecorded placements reads it).
+    clock: ManualClock,
 }
 
 fn customer(id: &str) -> Metadata {
@@ -119,17 +124,19 @@ async fn world(decline_above: Option<i64>) -> World {
         Some(limit) => ManualProvider::with_decline_above(limit.into()),
         None => ManualProvider::new(),
     };
+    let order_clock = ManualClock::new(chrono::Utc::now());
     let orders = OrderHandlers::new(
         store,
         catalog.view.clone(),
         Arc::new(InProcessInventory(inventory.clone())),
         Arc::new(payments),
-        clock,
+        Arc::new(order_clock.clone()),
     );
     World {
         _dir: dir,
         inventory,
         orders,
+        clock: order_clock,
     }
 }
 
@@ -150,6 +157,18 @@ impl World {
             .await
             .unwrap();
         self.inventory.wait_for(accepted.position).await.unwrap();
+    }
+
+    /// Waits until the inventory view has the last stock event. (It follows inventory streams
+    /// only, so the store's head, an order's event, is a position it never takes.)
+    async fn stock_settled(&self) {
+        let all = self.inventory.store.read_all(None, 100_000).await.unwrap();
+        let last_stock = all
+            .iter()
+            .rev()
+            .find(|e| e.stream.starts_with("inventory-"))
+            .map(|e| e.position);
+        self.inventory.wait_for(last_stock).await.unwrap();
     }
 
     async fn levels(&self, sku: &str, location: &str) -> (i64, i64) {
@@ -285,15 +304,7 @@ async fn concurrent_orders_for_the_last_units_never_oversell() {
     // A loser may lose twice to a view a moment behind the stock; whatever the race left is
     // then still for sale, so sell on until the network refuses: exactly the stock is sold.
     assert!(placed <= 5, "oversold: {placed}");
-    // The inventory view follows inventory streams only: wait for the last stock event (the
-    // store's head is an order's event, which that view never takes).
-    let all = w.inventory.store.read_all(None, 100_000).await.unwrap();
-    let last_stock = all
-        .iter()
-        .rev()
-        .find(|e| e.stream.starts_with("inventory-"))
-        .map(|e| e.position);
-    w.inventory.wait_for(last_stock).await.unwrap();
+    w.stock_settled().await;
     for i in 0.. {
         let r = w
             .orders
@@ -305,8 +316,7 @@ async fn concurrent_orders_for_the_last_units_never_oversell() {
         match r {
             Ok(_) => {
                 placed += 1;
-                let head = w.inventory.store.head().await.unwrap();
-                w.inventory.wait_for(head).await.unwrap();
+                w.stock_settled().await;
             }
             Err(PlaceError::Sourcing(_)) => break,
             Err(other) => panic!("unexpected: {other}"),
@@ -452,4 +462,71 @@ async fn sourcing_respects_what_a_location_has_left_of_its_daily_capacity() {
         format!("{skipped:?}").contains("NoCapacity"),
         "the explanation says why: {skipped:?}"
     );
+}
+
+/// Open holds under `order:` once the hold tracker shows `n` of them.
+async fn order_holds(w: &World, n: usize) {
+    let port = InProcessInventory(w.inventory.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let holds = port.holds_of("order:").await.unwrap();
+        if holds.len() == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {n} order holds, the tracker shows {holds:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A placement cut off between its reservation and its record, and never retried, leaves holds
+/// without an expiry: the sweep frees them once they are older than HOLD, and never touches the
+/// holds of a recorded order.
+#[tokio::test]
+async fn holds_of_a_placement_never_recorded_are_released_by_the_sweep() {
+    let w = world(None).await;
+    w.receive("TEE-M", "DC-TKY", 5).await;
+    w.orders
+        .place(
+            request("kept", vec![ship_to_tokyo("TEE-M", 2)]),
+            customer("c-1"),
+        )
+        .await
+        .unwrap();
+    // The cut-off placement: reserved as place() reserves, but no OrderPlaced.
+    let owner = format!("order:{}", order_id_for("c-2", "lost"));
+    InProcessInventory(w.inventory.clone())
+        .reserve(
+            &owner,
+            &[ReservationRequest {
+                reservation_id: reservation_id(&owner, 0),
+                sku: "TEE-M".into(),
+                location: "DC-TKY".into(),
+                qty: 1,
+            }],
+            None,
+            customer("c-2"),
+        )
+        .await
+        .unwrap();
+    order_holds(&w, 2).await;
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 3));
+    let sweep = || Metadata::new(Actor::system("test-sweep"));
+
+    // Younger than HOLD: it may still be a placement in flight.
+    assert_eq!(w.orders.release_unrecorded_holds(sweep()).await.unwrap(), 0);
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 3));
+
+    w.clock.advance(HOLD + chrono::Duration::minutes(1));
+    assert_eq!(w.orders.release_unrecorded_holds(sweep()).await.unwrap(), 1);
+    assert_eq!(
+        w.levels("TEE-M", "DC-TKY").await,
+        (5, 2),
+        "the order's 2 stay held"
+    );
+    order_holds(&w, 1).await;
+    assert_eq!(w.orders.release_unrecorded_holds(sweep()).await.unwrap(), 0);
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 2));
 }

@@ -141,6 +141,23 @@ pub async fn start_with_clock(
             clock.clone(),
         )
         .spawn();
+        // Placements cut off before their record and never retried leave holds without an
+        // expiry: free them once they are older than order::HOLD (a pass is one look at the
+        // open order holds, and one order read per unchecked placement).
+        let handlers = orders.orders.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let metadata = ichigen_shared::envelope::Metadata::new(
+                    ichigen_shared::auth::Actor::system("order-hold-sweep"),
+                );
+                if let Err(e) = handlers.release_unrecorded_holds(metadata).await {
+                    tracing::warn!(error = %e, "sweep of unrecorded placements failed; next pass retries");
+                }
+            }
+        });
     }
     if target.runs(Target::Fulfillment) {
         // Placed orders become fulfillment orders (from a stored checkpoint, idempotently).

@@ -13,7 +13,7 @@ use ichigen_inventory::InventoryService;
 use ichigen_order::domain::sourcing::{self, Candidate};
 use ichigen_order::ports::{
     FulfillmentPort, FulfillmentPortError, FulfillmentTarget, InventoryPort, InventoryPortError,
-    ReservationRef, ReservationRequest, WorkKind,
+    OpenHold, ReservationRef, ReservationRequest, WorkKind,
 };
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::store::Position;
@@ -112,10 +112,7 @@ impl InventoryPort for InProcessInventory {
         }
     }
 
-    async fn holds_of(
-        &self,
-        owner_prefix: &str,
-    ) -> Result<Vec<(String, ReservationRef)>, InventoryPortError> {
+    async fn holds_of(&self, owner_prefix: &str) -> Result<Vec<OpenHold>, InventoryPortError> {
         self.0
             .holds_caught_up()
             .await
@@ -124,15 +121,14 @@ impl InventoryPort for InProcessInventory {
             .0
             .holds_of(owner_prefix)
             .into_iter()
-            .map(|(owner, sku, location, reservation_id)| {
-                (
-                    owner,
-                    ReservationRef {
-                        reservation_id,
-                        sku,
-                        location,
-                    },
-                )
+            .map(|h| OpenHold {
+                owner: h.owner,
+                reservation: ReservationRef {
+                    reservation_id: h.reservation_id,
+                    sku: h.sku,
+                    location: h.location,
+                },
+                since: h.since,
             })
             .collect())
     }

@@ -16,7 +16,7 @@ pub mod process;
 pub mod projections;
 pub mod service;
 
-pub use service::InventoryService;
+pub use service::{Hold, InventoryService};
 
 /// The stream category of stock (SKU × location): only this service appends to `inventory-…`.
 pub const CATEGORY: &str = "inventory";

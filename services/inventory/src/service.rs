@@ -19,8 +19,19 @@ use std::time::Duration;
 /// How long a read that asked for its own write waits at most.
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// An open hold: who holds which units of a SKU at a location, since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub owner: String,
+    pub sku: String,
+    pub location: String,
+    pub reservation_id: String,
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
 /// Handlers, view and processes of the inventory service.
 #[derive(Clone)]
+
 pub struct InventoryService {
     pub store: DynEventStore,
     pub clock: Arc<dyn Clock>,
@@ -72,15 +83,20 @@ impl InventoryService {
         self.holds_handle.wait_caught_up().await
     }
 
-    /// Open holds (with an expiry) of owners starting with `owner_prefix`:
-    /// (owner, SKU, location, reservation id).
-    pub fn holds_of(&self, owner_prefix: &str) -> Vec<(String, String, String, String)> {
+    /// Open holds (with or without an expiry) of owners starting with `owner_prefix`.
+    pub fn holds_of(&self, owner_prefix: &str) -> Vec<Hold> {
         self.holds
             .holds_of(owner_prefix)
             .into_iter()
-            .filter_map(|(owner, stream, id)| {
-                let (sku, location) = stream.strip_prefix("inventory-")?.split_once('@')?;
-                Some((owner, sku.to_string(), location.to_string(), id))
+            .filter_map(|h| {
+                let (sku, location) = h.stream.strip_prefix("inventory-")?.split_once('@')?;
+                Some(Hold {
+                    owner: h.owner,
+                    sku: sku.to_string(),
+                    location: location.to_string(),
+                    reservation_id: h.reservation_id,
+                    since: h.since,
+                })
             })
             .collect()
     }

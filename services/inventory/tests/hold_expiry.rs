@@ -1,5 +1,6 @@
 //! Cart holds expire on a controllable clock: the process releases exactly the holds that ran
-//! out, leaves confirmed and unexpiring ones, and a second pass changes nothing.
+//! out, leaves confirmed and unexpiring ones, and a second pass changes nothing. The tracker
+//! also reports every open hold to its owner until it closes.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -90,5 +91,40 @@ async fn due_holds_are_released_once() {
     assert_eq!(process.run_once().await.unwrap(), 1, "cart-d ran out");
     let item = h.load("SKU-E", "S1").await.unwrap();
     assert_eq!((item.reserved, item.available()), (5, 5));
+
+    // Every open hold is reported to its owner, expiring or not: cart-b (confirmed) and
+    // order-c (no expiry); a hold closes when consumption takes its last unit.
+    let open = |t: &HoldTracker| {
+        let mut ids: Vec<String> = t
+            .holds_of("cart:")
+            .into_iter()
+            .map(|h| h.reservation_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(open(&tracker), ["cart-b", "order-c"]);
+    for (qty, still_open) in [(2, vec!["cart-b", "order-c"]), (1, vec!["cart-b"])] {
+        let consumed = h
+            .execute(
+                "SKU-E",
+                "S1",
+                vec![StockCommand::Consume {
+                    reservation_id: "order-c".into(),
+                    qty,
+                }],
+                meta(),
+            )
+            .await
+            .unwrap();
+        handle
+            .wait_for(
+                consumed.position.unwrap(),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(open(&tracker), still_open);
+    }
     store.shutdown().await;
 }

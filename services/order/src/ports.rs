@@ -29,6 +29,15 @@ pub struct ReservationRef {
     pub location: String,
 }
 
+/// An open hold and its owner (`order:<id>` for a placement, `order:<id>~<k>` for a retry of
+/// a cut-off one), reserved at `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenHold {
+    pub owner: String,
+    pub reservation: ReservationRef,
+    pub since: DateTime<Utc>,
+}
+
 /// Why inventory refused or could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryPortError {
@@ -58,12 +67,10 @@ pub trait InventoryPort: Send + Sync {
         metadata: Metadata,
     ) -> Result<Option<Position>, InventoryPortError>;
 
-    /// Open holds (with an expiry) of owners starting with `owner_prefix`, with their owner:
-    /// what a cut-off placement attempt left held. May lag a moment behind the writes.
-    async fn holds_of(
-        &self,
-        owner_prefix: &str,
-    ) -> Result<Vec<(String, ReservationRef)>, InventoryPortError>;
+    /// Open holds of owners starting with `owner_prefix`: what a cut-off placement attempt
+    /// left held, or what placements that were never recorded still hold. May lag a moment
+    /// behind the writes.
+    async fn holds_of(&self, owner_prefix: &str) -> Result<Vec<OpenHold>, InventoryPortError>;
 
     /// Drops the expiry of holds (the order was recorded). Idempotent.
     async fn confirm(

@@ -21,32 +21,56 @@ use std::time::Duration;
 
 #[derive(Default)]
 struct Holds {
-    /// (expires at, stream, reservation id), soonest first.
+    /// (expires at, stream, reservation id), soonest first: the holds that can expire.
     due: BTreeSet<(DateTime<Utc>, String, String)>,
-    /// (stream, reservation id) → (expires at, owner), to remove an entry when the hold closes.
-    by_id: HashMap<(String, String), (DateTime<Utc>, String)>,
+    /// (stream, reservation id) → the open hold, to remove it when it closes.
+    by_id: HashMap<(String, String), Tracked>,
     /// owner → its open holds (stream, reservation id); ordered, so owners sharing a prefix
     /// (`order:<id>…`) are found with one range scan.
     by_owner: std::collections::BTreeMap<String, BTreeSet<(String, String)>>,
+}
+
+/// What the tracker keeps of one open hold.
+struct Tracked {
+    expires_at: Option<DateTime<Utc>>,
+    owner: String,
+    /// Units still held (a hold closes when consumption takes the last of them).
+    qty: i64,
+    /// When it was reserved (the `Reserved` event's time).
+    since: DateTime<Utc>,
+}
+
+/// An open hold as [`HoldTracker::holds_of`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenHold {
+    pub owner: String,
+    pub stream: String,
+    pub reservation_id: String,
+    pub since: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Holds {
     /// Forgets one hold everywhere.
     fn remove(&mut self, stream: &str, reservation_id: &str) {
         let key = (stream.to_string(), reservation_id.to_string());
-        if let Some((at, owner)) = self.by_id.remove(&key) {
-            self.due.remove(&(at, key.0.clone(), key.1.clone()));
-            if let Some(set) = self.by_owner.get_mut(&owner) {
+        if let Some(tracked) = self.by_id.remove(&key) {
+            if let Some(at) = tracked.expires_at {
+                self.due.remove(&(at, key.0.clone(), key.1.clone()));
+            }
+            if let Some(set) = self.by_owner.get_mut(&tracked.owner) {
                 set.remove(&key);
                 if set.is_empty() {
-                    self.by_owner.remove(&owner);
+                    self.by_owner.remove(&tracked.owner);
                 }
             }
         }
     }
 }
 
-/// Holds that can still expire, from the inventory streams.
+/// Open holds from the inventory streams: the ones that can expire (for the expiry process)
+/// and every open hold by owner (for owners that clean up after themselves, such as an order
+/// placement cut off between its reservation and its record).
 #[derive(Default)]
 pub struct HoldTracker {
     holds: Mutex<Holds>,
@@ -80,18 +104,25 @@ impl HoldTracker {
         }
     }
 
-    /// Open holds (with an expiry, not yet confirmed) whose owner starts with `prefix`:
-    /// (owner, stream, reservation id). How a retried order placement finds what a cut-off
-    /// earlier attempt left held.
-    pub fn holds_of(&self, prefix: &str) -> Vec<(String, String, String)> {
+    /// Open holds (held or confirmed, with or without an expiry) whose owner starts with
+    /// `prefix`. How a retried order placement finds what a cut-off earlier attempt left held,
+    /// and how the order service finds holds of placements that were never recorded.
+    pub fn holds_of(&self, prefix: &str) -> Vec<OpenHold> {
         let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
         holds
             .by_owner
             .range(prefix.to_string()..)
             .take_while(|(owner, _)| owner.starts_with(prefix))
-            .flat_map(|(owner, set)| {
-                set.iter()
-                    .map(move |(stream, id)| (owner.clone(), stream.clone(), id.clone()))
+            .flat_map(|(_, set)| set.iter())
+            .filter_map(|key| {
+                let tracked = holds.by_id.get(key)?;
+                Some(OpenHold {
+                    owner: tracked.owner.clone(),
+                    stream: key.0.clone(),
+                    reservation_id: key.1.clone(),
+                    since: tracked.since,
+                    expires_at: tracked.expires_at,
+                })
             })
             .collect()
     }
@@ -132,18 +163,44 @@ impl Projection for HoldTracker {
                         holds
                             .due
                             .insert((at, stream.clone(), r.reservation_id.clone()));
-                        holds
-                            .by_owner
-                            .entry(r.owner.clone())
-                            .or_default()
-                            .insert((stream.clone(), r.reservation_id.clone()));
-                        holds
-                            .by_id
-                            .insert((stream, r.reservation_id), (at, r.owner));
+                    }
+                    holds
+                        .by_owner
+                        .entry(r.owner.clone())
+                        .or_default()
+                        .insert((stream.clone(), r.reservation_id.clone()));
+                    holds.by_id.insert(
+                        (stream, r.reservation_id),
+                        Tracked {
+                            expires_at: r.expires_at,
+                            owner: r.owner,
+                            qty: r.qty,
+                            since: recorded.metadata.occurred_at,
+                        },
+                    );
+                    continue;
+                }
+                // A confirmed hold can no longer expire, but it is still open.
+                StockEvent::ReservationConfirmed(e) => {
+                    let key = (stream.clone(), e.reservation_id);
+                    if let Some(tracked) = holds.by_id.get_mut(&key) {
+                        if let Some(at) = tracked.expires_at.take() {
+                            holds.due.remove(&(at, key.0.clone(), key.1.clone()));
+                        }
                     }
                     continue;
                 }
-                StockEvent::ReservationConfirmed(e) => e.reservation_id,
+                StockEvent::ReservationConsumed(e) => {
+                    let key = (stream.clone(), e.reservation_id);
+                    match holds.by_id.get_mut(&key) {
+                        Some(tracked) if tracked.qty > e.qty => {
+                            tracked.qty -= e.qty;
+                            continue;
+                        }
+                        Some(_) => key.1,
+                        None => continue,
+                    }
+                }
                 StockEvent::ReservationReleased(e) => e.reservation_id,
                 StockEvent::ReservationExpired(e) => e.reservation_id,
                 _ => continue,

@@ -2,21 +2,25 @@
 //!
 //! The order id is derived from the caller and the idempotency key, so a retried request lands
 //! on the same stream, the same reservation ids and the same payment id: every step is
-//! idempotent, and a crash anywhere leaves either no order (the holds carry an expiry, so the
-//! inventory's expiry process frees them) or the whole order.
+//! idempotent, and a crash anywhere leaves either no order or the whole order. Holds a cut-off
+//! placement left are freed by its retry (step 3) or, if the client never comes back, by
+//! [`OrderHandlers::release_unrecorded_holds`] once they are older than [`HOLD`].
 //!
 //! 1. Load `order-<id>`: if it exists, the same request gets the recorded order back; another
 //!    request under the same key is `IDEMPOTENCY_KEY_REUSED`.
 //! 2. Price every line from the catalog view (never from the client); unknown or inactive
 //!    SKUs are refused, naming the line.
-//! 3. Source from a snapshot of the inventory view (`InventoryPort::candidates`).
-//! 4. Reserve every allocation in one all-or-nothing call, as holds that expire after
-//!    [`HOLD`]; if the stock moved since the snapshot, source again once from a fresh one.
+//! 3. Free what an earlier, cut-off attempt left held, and reserve under a fresh owner.
+//! 4. Source from a snapshot of the inventory view (`InventoryPort::candidates`) and reserve
+//!    every allocation in one all-or-nothing call; if the stock moved since the snapshot,
+//!    source again once from a fresh one.
 //! 5. Authorize the total; a decline releases the holds.
-//! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` with `NoStream`. The order process
-//!    confirms the holds (drops their expiry) when it sees `OrderPlaced`, off the request path:
-//!    the holds are safe for [`HOLD`] meanwhile, and a placement answers one store round trip
-//!    sooner.
+//! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` with `NoStream`.
+//!
+//! The holds carry no expiry, so nothing has to confirm them once the order is recorded: an
+//! expiry would cost a confirmation append per SKU × location of every order (a third of the
+//! store writes of a placement) only to cover the rare placement that is cut off and never
+//! retried, which the sweep covers instead.
 
 use crate::domain::order::{
     self, decide, Order, OrderCommand, OrderError, OrderEvent, PaymentAuthorization, PlaceOrder,
@@ -39,7 +43,9 @@ const ENCODING: Encoding<OrderEvent> = Encoding {
     payload: OrderEvent::payload_json,
 };
 
-/// How long a placement's holds live if the order never gets recorded (a crash mid-request).
+/// How old the holds of a placement that never got recorded (a crash mid-request, never
+/// retried) must be before [`OrderHandlers::release_unrecorded_holds`] frees them: far longer
+/// than any placement takes.
 pub const HOLD: Duration = Duration::minutes(15);
 
 /// A line as the client asks for it (no price: prices come from the catalog).
@@ -119,6 +125,9 @@ pub struct OrderHandlers {
     /// One placement per order id at a time in this process (striped by id): a retry racing
     /// its original would otherwise free the holds the original is about to record.
     placing: Arc<Vec<tokio::sync::Mutex<()>>>,
+    /// Orders [`Self::release_unrecorded_holds`] found recorded (so each is read once), pruned
+    /// to the orders that still hold stock.
+    recorded: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
 }
 
 /// Stripes of the placement lock.
@@ -158,6 +167,7 @@ impl OrderHandlers {
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
             ),
+            recorded: Arc::default(),
         }
     }
 
@@ -223,12 +233,13 @@ impl OrderHandlers {
             base
         } else {
             let attempts: std::collections::BTreeSet<&String> =
-                leftovers.iter().map(|(o, _)| o).collect();
-            let refs: Vec<ReservationRef> = leftovers.iter().map(|(_, r)| r.clone()).collect();
+                leftovers.iter().map(|h| &h.owner).collect();
+            let refs: Vec<ReservationRef> =
+                leftovers.iter().map(|h| h.reservation.clone()).collect();
             self.inventory.release(&refs, metadata.clone()).await?;
             format!("{base}~{}", attempts.len())
         };
-        let expires_at = Some(self.clock.now() + HOLD);
+        let expires_at = None;
         // Source from a snapshot, reserve; if stock moved in between, once more from a fresh one.
         let mut attempt = 0;
         let (plan, reserved) = loop {
@@ -389,6 +400,53 @@ impl OrderHandlers {
         })
     }
 
+    /// Frees the holds of placements that were never recorded: cut off between their
+    /// reservation and their `OrderPlaced` (a crash) and never retried. Holds owned by
+    /// `order:<id>` or `order:<id>~<k>`, older than [`HOLD`], whose order does not exist are
+    /// released; each order is checked under its placement lock, so a retry in flight is never
+    /// undercut. Returns how many holds were released. Run periodically by the gateway.
+    pub async fn release_unrecorded_holds(&self, metadata: Metadata) -> Result<usize, PlaceError> {
+        let cutoff = self.clock.now() - HOLD;
+        let holds = self.inventory.holds_of("order:").await?;
+        let mut holding = std::collections::HashSet::new();
+        let mut stale: std::collections::BTreeMap<Uuid, Vec<ReservationRef>> =
+            std::collections::BTreeMap::new();
+        for hold in holds {
+            let Some(order_id) = placement_of(&hold.owner) else {
+                continue;
+            };
+            holding.insert(order_id);
+            if hold.since <= cutoff {
+                stale.entry(order_id).or_default().push(hold.reservation);
+            }
+        }
+        self.recorded_orders().retain(|id| holding.contains(id));
+        let mut released = 0;
+        for (order_id, refs) in stale {
+            if self.recorded_orders().contains(&order_id) {
+                continue;
+            }
+            let stripe = order_id.as_bytes()[0] as usize % PLACING_STRIPES;
+            let _placing = match self.placing.get(stripe) {
+                Some(lock) => Some(lock.lock().await),
+                None => None,
+            };
+            let (order, _) = self.load(order_id).await?;
+            if order.header.is_some() {
+                self.recorded_orders().insert(order_id);
+                continue;
+            }
+            tracing::warn!(%order_id, holds = refs.len(), "releasing the holds of a placement that was never recorded");
+            self.inventory.release(&refs, metadata.clone()).await?;
+            released += refs.len();
+        }
+        Ok(released)
+    }
+
+    fn recorded_orders(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Uuid>> {
+        self.recorded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The payment provider (processes capture, void and refund through it).
     pub fn payments(&self) -> &Arc<dyn PaymentProvider> {
         &self.payments
@@ -452,10 +510,19 @@ impl OrderHandlers {
 
     async fn release_quietly(&self, refs: &[ReservationRef], metadata: &Metadata) {
         if let Err(e) = self.inventory.release(refs, metadata.clone()).await {
-            // The holds expire on their own (HOLD).
+            // Freed by the retry, or by the sweep after HOLD.
             tracing::warn!(error = %e, "could not release the holds of a failed placement");
         }
     }
+}
+
+/// The order of a placement's hold owner: `order:<id>` or `order:<id>~<k>` (a retry after a
+/// cut-off attempt). Other owners under `order:` (re-sourcing holds, `order:<id>/…`) belong to
+/// recorded orders and are not placements.
+fn placement_of(owner: &str) -> Option<Uuid> {
+    let rest = owner.strip_prefix("order:")?;
+    let id = rest.split_once('~').map_or(rest, |(id, _)| id);
+    id.parse().ok()
 }
 
 fn sku_of(lines: &[PricedLine], line_id: &str) -> String {

@@ -21,7 +21,6 @@
 //!
 //! | order event | side effects |
 //! |---|---|
-//! | `OrderPlaced` | confirm the holds (placement tries; this makes it certain after a crash) |
 //! | `OrderShipped`, `OrderPickedUp` | consume the reservations; capture the units' value |
 //! | `OrderLinesCancelled` | release; cancel the units at fulfillment; void or refund |
 //! | `LineShortPicked` | release |
@@ -52,8 +51,7 @@
 //! checkpoint after a pause.
 
 use crate::domain::order::{
-    self, LineQty, LineState, Order, OrderCommand, OrderEvent, OrderPlaced, OrderStatus,
-    OUT_OF_STOCK,
+    self, LineQty, LineState, Order, OrderCommand, OrderEvent, OrderStatus, OUT_OF_STOCK,
 };
 use crate::domain::sourcing::{self, Delivery, SourcingLine};
 use crate::handlers::order::{OrderHandlers, PlaceError, HOLD};
@@ -313,7 +311,8 @@ impl FulfillmentReactions {
                 };
                 let order_id = order_id_of(event)?;
                 match decoded {
-                    OrderEvent::OrderPlaced(placed) => self.confirm_holds(&placed, event).await,
+                    // A placement's holds carry no expiry: nothing to confirm.
+                    OrderEvent::OrderPlaced(_) => Ok(()),
                     OrderEvent::OrderShipped(e) => {
                         let ids = e.consumed.iter().map(|u| u.reservation_id.clone());
                         self.on_fulfilled(order_id, event, "ship", &e.fulfillment_id, &e.lines, ids)
@@ -658,38 +657,6 @@ impl FulfillmentReactions {
     }
 
     // ---- order → inventory, payment, fulfillment ----
-
-    async fn confirm_holds(
-        &self,
-        placed: &OrderPlaced,
-        event: &RecordedEvent,
-    ) -> Result<(), ReactionError> {
-        // From the event itself, not a fresh load: a hold the order already released or
-        // consumed refuses the confirmation, which is tolerated (so a replay changes nothing).
-        let refs: Vec<ReservationRef> = placed
-            .allocations
-            .iter()
-            .map(|a| ReservationRef {
-                reservation_id: a.reservation_id.clone(),
-                sku: placed
-                    .lines
-                    .iter()
-                    .find(|l| l.line_id == a.line_id)
-                    .map(|l| l.sku.clone())
-                    .unwrap_or_default(),
-                location: a.location.clone(),
-            })
-            .collect();
-        if refs.is_empty() {
-            return Ok(());
-        }
-        self.tolerate(
-            self.orders
-                .inventory()
-                .confirm(&refs, self.metadata(event))
-                .await,
-        )
-    }
 
     /// Units shipped or handed over: consume their reservations, capture their value.
     async fn on_fulfilled(
