@@ -17,6 +17,7 @@ pub mod ids;
 pub mod money;
 pub mod projection;
 pub mod store;
+pub mod striped;
 pub mod telemetry;
 
 pub use envelope::{Actor, Metadata, NewEvent, RecordedEvent};

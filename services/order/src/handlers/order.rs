@@ -35,6 +35,7 @@ use ichigen_shared::aggregate::{self, fold_stream, Encoding, ExecuteError, FoldE
 use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Metadata, NewEvent};
 use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
+use ichigen_shared::striped::StripedLock;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -124,7 +125,7 @@ pub struct OrderHandlers {
     capacity: Option<Arc<crate::projections::capacity::CapacityLedger>>,
     /// One placement per order id at a time in this process (striped by id): a retry racing
     /// its original would otherwise free the holds the original is about to record.
-    placing: Arc<Vec<tokio::sync::Mutex<()>>>,
+    placing: Arc<StripedLock>,
     /// Orders [`Self::release_unrecorded_holds`] found recorded (so each is read once), pruned
     /// to the orders that still hold stock.
     recorded: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
@@ -162,11 +163,7 @@ impl OrderHandlers {
             payments,
             clock,
             capacity: None,
-            placing: Arc::new(
-                (0..PLACING_STRIPES)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect(),
-            ),
+            placing: Arc::new(StripedLock::new(PLACING_STRIPES)),
             recorded: Arc::default(),
         }
     }
@@ -200,11 +197,7 @@ impl OrderHandlers {
         let placed_by = metadata.actor.subject.clone();
         let order_id = order_id_for(&placed_by, &request.idempotency_key);
         let fingerprint = fingerprint(&request);
-        let stripe = order_id.as_bytes()[0] as usize % PLACING_STRIPES;
-        let _placing = match self.placing.get(stripe) {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _placing = self.placing.lock(order_id).await;
         let (existing, _) = self.load(order_id).await?;
         if let Some(header) = &existing.header {
             if header.request_fingerprint != fingerprint {
@@ -426,11 +419,7 @@ impl OrderHandlers {
             if self.recorded_orders().contains(&order_id) {
                 continue;
             }
-            let stripe = order_id.as_bytes()[0] as usize % PLACING_STRIPES;
-            let _placing = match self.placing.get(stripe) {
-                Some(lock) => Some(lock.lock().await),
-                None => None,
-            };
+            let _placing = self.placing.lock(order_id).await;
             let (order, _) = self.load(order_id).await?;
             if order.header.is_some() {
                 self.recorded_orders().insert(order_id);

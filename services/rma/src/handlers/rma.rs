@@ -34,6 +34,7 @@ use ichigen_shared::envelope::Metadata;
 use ichigen_shared::ids::{category_of, ICHIGEN_NAMESPACE};
 use ichigen_shared::money::{Currency, Money, MoneyError};
 use ichigen_shared::store::{DynEventStore, Position};
+use ichigen_shared::striped::StripedLock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -129,7 +130,7 @@ pub struct RmaHandlers {
     clock: Arc<dyn Clock>,
     policy: PolicyHandlers,
     /// One request per order at a time in this process (striped by order id).
-    requesting: Arc<Vec<tokio::sync::Mutex<()>>>,
+    requesting: Arc<StripedLock>,
     index: Arc<ReturnsIndex>,
 }
 
@@ -139,11 +140,7 @@ impl RmaHandlers {
             policy: PolicyHandlers::new(store.clone()),
             store,
             clock,
-            requesting: Arc::new(
-                (0..REQUEST_STRIPES)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect(),
-            ),
+            requesting: Arc::new(StripedLock::new(REQUEST_STRIPES)),
             index: Arc::new(ReturnsIndex::default()),
         }
     }
@@ -187,11 +184,7 @@ impl RmaHandlers {
     ) -> Result<RmaExecuted, RmaHandlerError> {
         self.ensure_index().await?;
         let order_id = order.order_id;
-        let stripe = (order_id.as_u128() % REQUEST_STRIPES as u128) as usize;
-        let _serialised = match self.requesting.get(stripe) {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _serialised = self.requesting.lock(order_id).await;
         let (policy, _) = self.policy.load().await?;
         let taken = self.taken_by_returns(order_id, Some(rma_id)).await?;
         let mut order = order;
