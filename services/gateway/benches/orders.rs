@@ -219,9 +219,47 @@ async fn bench() {
             r.iter().map(|x| x.1.failed).sum::<usize>(),
         );
     }
+    report_store_work(&server.store).await;
     baseline_handle.stop(true).await;
     server.stop().await;
     base_store.shutdown().await;
+}
+
+/// What the GraphQL server's store holds per order placed (seeding included: 12,000
+/// `GoodsReceived` and 2,000 catalog events), and the events per group commit of both stacks'
+/// writers from the metrics registry: the per-order store work quoted in BENCHMARKS.md.
+async fn report_store_work(store: &DynEventStore) {
+    let mut by_type: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut after = None;
+    loop {
+        let page = store.read_all(after, 10_000).await.expect("read_all");
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        for e in &page {
+            *by_type.entry(e.event_type.to_string()).or_default() += 1;
+        }
+    }
+    let orders = by_type.get("OrderPlaced.v1").copied().unwrap_or(0);
+    println!();
+    println!("store events of the GraphQL server ({orders} orders placed):");
+    for (event_type, n) in &by_type {
+        println!(
+            "  {event_type}: {n} ({:.2} per order)",
+            *n as f64 / orders.max(1) as f64
+        );
+    }
+    let metrics = ichigen_shared::telemetry::metrics::global().render();
+    let total = |suffix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("ichigen_store_commit_batch_events{suffix}")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    println!(
+        "events per group commit (both stacks, whole process): {:.2}",
+        total("_sum") / total("_count").max(1.0)
+    );
 }
 
 fn ms(d: Duration) -> f64 {
