@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod money;
 pub mod projection;
+pub mod resale;
 pub mod store;
 pub mod striped;
 pub mod telemetry;

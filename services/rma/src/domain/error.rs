@@ -319,12 +319,7 @@ pub fn validate_code(field: impl Into<String>, code: &str) -> Result<(), RmaErro
 }
 
 /// Whether `s` has the shape of a policy code (checked without building an error).
-pub(crate) fn is_code(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-}
+pub(crate) use ichigen_shared::resale::is_code;
 
 /// No more decimals than the currency has (no fractions of a yen), and not negative.
 pub(crate) fn amount(

@@ -3,8 +3,8 @@
 //! - [`policy`]: return reasons and condition grades as data, stream `rma-policy`.
 //! - [`rma`]: the return aggregate, stream `rma-<uuid>`: request, approve or reject, receive,
 //!   grade, refund or exchange, close.
-//! - [`resale`]: resale SKUs and prices for units graded for resale (also used by the
-//!   inventory and catalog side to recognise them).
+//! - resale SKUs and prices (`ichigen_shared::resale`, re-exported here) for units graded for
+//!   resale: shared because the inventory filters new against resale stock by them.
 //! - [`error`]: [`RmaError`], the one refusal type, with its API code and field.
 //!
 //! No I/O and no clock here: the handler passes the order's facts, the current policy, the
@@ -12,15 +12,14 @@
 
 pub mod error;
 pub mod policy;
-pub mod resale;
 pub mod rma;
 
 pub use error::{validate_code, RmaError};
+pub use ichigen_shared::resale::{is_resale_sku, resale_grade, resale_price, resale_sku};
 pub use policy::{
     decide_policy, default_policy, ConditionGrade, ConditionGradeSpec, Disposition, Policy,
     PolicyCommand, PolicyEvent, ReturnReason, ReturnReasonSpec, POLICY_STREAM,
 };
-pub use resale::{is_resale_sku, resale_grade, resale_price, resale_sku};
 pub use rma::{
     decide, exchange_difference, exchange_terms, refund_quote, stream_name, ExchangeTerms,
     OrderFacts, OrderLineFacts, ReceivedLine, RefundQuote, RequestReturn, RequestedLine, Rma,

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::domain::error::{amount, at_most, invalid, quantity, text, RmaError};
 use crate::domain::policy::{Disposition, Policy, ReturnReasonSpec};
-use crate::domain::resale::{resale_price, resale_sku};
+use ichigen_shared::resale::{resale_price, resale_sku};
 
 /// One line of a return request, as the customer or agent sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -862,7 +862,7 @@ fn a_long_sku_gets_a_shortened_valid_resale_sku() {
     assert_eq!(resale.len(), 64);
     assert!(resale.starts_with("ORGANIC-COTTON-CREWNECK-T"));
     assert_eq!(
-        crate::domain::resale::resale_grade(&resale).as_deref(),
+        ichigen_shared::resale::resale_grade(&resale).as_deref(),
         Some("REFURBISHED_GRADE_A")
     );
     assert_eq!(g.sku, long_sku, "the event keeps the original");

@@ -1,22 +1,23 @@
 //! Resale SKUs and prices: how a returned unit graded for resale becomes sellable stock.
 //!
+//! Shared because two services read the naming: returns derive resale SKUs from it, and the
+//! inventory's availability queries filter new against resale stock by it.
+//!
 //! A resale SKU is derived from the original SKU and the grade, deterministically, so that
 //! every unit of the same product in the same condition lands in the same stock record
 //! (`inventory-<resale SKU>@<location>`) and catalog item, whichever return it came from, and
 //! a replayed grading derives the same SKU again. The shape is `{sku}-R-{GRADE}`, e.g.
 //! `TSHIRT-M-R-LIKE_NEW`.
 //!
-//! SKUs are at most 64 characters ([`ichigen_shared::ids::validate_sku`]). When
+//! SKUs are at most 64 characters ([`crate::ids::validate_sku`]). When
 //! `{sku}-R-{GRADE}` would be longer, the original is shortened and a digest of the *whole*
 //! original is appended after the grade: `{head}-R-{GRADE}.{hash10}` (FNV-1a 64 of the SKU,
 //! top 40 bits in hex). Two long SKUs sharing a head still get different resale SKUs, the
 //! result is still valid, and the `.` (never part of a grade code) marks the shortened form.
 //! The original cannot be read back from a shortened SKU: `UnitGraded` events carry both.
 
-use ichigen_shared::money::Money;
+use crate::money::Money;
 use rust_decimal::Decimal;
-
-use super::error::is_code;
 
 /// Between the original SKU and the grade code.
 const MARKER: &str = "-R-";
@@ -76,6 +77,14 @@ pub fn resale_price(unit_price: Money, price_factor: Decimal) -> Option<Money> {
     Some(Money::new(amount, unit_price.currency).rounded())
 }
 
+/// A grade code: 1–32 of `A–Z`, `0–9`, `_` (the policy's rule for codes).
+pub fn is_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn prefix_within(s: &str, max: usize) -> &str {
     let mut end = 0;
@@ -99,8 +108,8 @@ fn fnv1a64(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ichigen_shared::ids::validate_sku;
-    use ichigen_shared::money::Currency;
+    use crate::ids::validate_sku;
+    use crate::money::Currency;
 
     #[test]
     fn short_skus_get_the_plain_form_and_read_back() {
