@@ -6,8 +6,11 @@
 //! resumes after the saved position on start. Because the process's commands are idempotent,
 //! events between the last save and a crash are simply handled again.
 
-use crate::envelope::{Actor, Metadata, NewEvent};
-use crate::store::{DynEventStore, ExpectedRevision, Position, StoreError};
+use crate::envelope::{Actor, Metadata, NewEvent, RecordedEvent};
+use crate::store::{
+    DynEventStore, ExpectedRevision, Position, StoreError, SubscribeFrom, Subscription,
+    SubscriptionFilter,
+};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -17,6 +20,92 @@ const EVENT_TYPE: &str = "CheckpointSaved.v1";
 #[derive(Serialize, Deserialize)]
 struct Saved {
     position: String,
+}
+
+/// A process's subscription, resumed from its checkpoint and saving it as it goes: the loop
+/// every process manager runs (`while let Some(event) = follower.next(None).await { handle;
+/// follower.handled(position) }`).
+///
+/// # When it saves
+///
+/// At most every [`Checkpoint::EVERY`] while busy, and once the process is idle, so that a
+/// restart does not handle the last events again. "Idle" means no event within
+/// [`Follower::IDLE`]: under steady load the subscription's buffer is empty between nearly
+/// every two events, and saving whenever it was momentarily empty cost one checkpoint append
+/// per event handled (measured: one `CheckpointSaved` per order placed in the orders bench).
+pub struct Follower {
+    checkpoint: Checkpoint,
+    subscription: Subscription,
+    /// Handled but not yet covered by a save.
+    unsaved: Option<Position>,
+}
+
+impl Follower {
+    /// How long the subscription must stay quiet before the last handled event is saved.
+    pub const IDLE: Duration = Duration::from_millis(100);
+
+    /// Subscribes to `filter` after `process`'s saved checkpoint (from the start if none).
+    pub async fn start(
+        store: DynEventStore,
+        process: &str,
+        filter: SubscriptionFilter,
+    ) -> Result<Self, StoreError> {
+        let mut checkpoint = Checkpoint::new(store.clone(), process);
+        let from = match checkpoint.load().await? {
+            Some(p) => SubscribeFrom::After(p),
+            None => SubscribeFrom::Start,
+        };
+        let subscription = store.subscribe(from, filter).await?;
+        Ok(Follower {
+            checkpoint,
+            subscription,
+            unsaved: None,
+        })
+    }
+
+    /// The next event. `None` when the store shut down, or when `stop_after_idle` is given and
+    /// no event came for that long (for tests and tools that run a process until it is done;
+    /// the checkpoint is saved before that wait).
+    pub async fn next(
+        &mut self,
+        stop_after_idle: Option<Duration>,
+    ) -> Option<Result<RecordedEvent, StoreError>> {
+        if let Some(ready) = self.subscription.try_next() {
+            return Some(ready);
+        }
+        if let Some(at) = self.unsaved {
+            match tokio::time::timeout(Self::IDLE, self.subscription.next()).await {
+                Ok(next) => return next,
+                Err(_) => {
+                    if let Err(e) = self.checkpoint.save(at, true).await {
+                        return Some(Err(e));
+                    }
+                    self.unsaved = None;
+                }
+            }
+        }
+        match stop_after_idle {
+            None => self.subscription.next().await,
+            Some(idle) => tokio::time::timeout(idle, self.subscription.next())
+                .await
+                .ok()
+                .flatten(),
+        }
+    }
+
+    /// Records that the event at `position` is handled (saved with the next save).
+    pub async fn handled(&mut self, position: Position) -> Result<(), StoreError> {
+        self.unsaved = Some(position);
+        self.checkpoint.save(position, false).await?;
+        if self
+            .checkpoint
+            .last_saved
+            .is_some_and(|(saved, _)| saved >= position)
+        {
+            self.unsaved = None;
+        }
+        Ok(())
+    }
 }
 
 /// The checkpoint of one process.
@@ -71,5 +160,71 @@ impl Checkpoint {
             .await?;
         self.last_saved = Some((position, Instant::now()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! [`Follower`] against a real embedded store.
+    use super::*;
+    use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
+    use std::sync::Arc;
+
+    fn event(n: usize) -> NewEvent {
+        NewEvent::json(
+            Uuid::new_v4(),
+            "Ticked.v1",
+            &serde_json::json!({ "n": n }),
+            Metadata::new(Actor::system("test")),
+        )
+        .expect("encode")
+    }
+
+    async fn saves(store: &DynEventStore, process: &str) -> usize {
+        crate::store::read_whole_stream(store.as_ref(), &format!("checkpoint-{process}"))
+            .await
+            .expect("read checkpoints")
+            .len()
+    }
+
+    #[tokio::test]
+    async fn a_burst_costs_one_save_when_busy_and_one_when_idle_and_a_restart_resumes_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: DynEventStore = Arc::new(
+            EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+                .await
+                .expect("open"),
+        );
+        let burst = 200;
+        for n in 0..burst {
+            store
+                .append("tick-1", ExpectedRevision::Any, vec![event(n)])
+                .await
+                .expect("append");
+        }
+        let filter = SubscriptionFilter::event_types(["Ticked."]);
+        let mut follower = Follower::start(store.clone(), "ticker", filter.clone())
+            .await
+            .expect("start");
+        let mut handled = 0;
+        while let Some(e) = follower.next(Some(Duration::from_millis(300))).await {
+            let e = e.expect("event");
+            handled += 1;
+            follower.handled(e.position).await.expect("handled");
+        }
+        assert_eq!(handled, burst);
+        // The first event is saved at once (nothing was saved yet), the rest once idle: not
+        // one save per event.
+        let saved = saves(&store, "ticker").await;
+        assert!(
+            (1..=3).contains(&saved),
+            "{saved} checkpoint saves for {burst} events"
+        );
+        // A restart resumes after the last handled event.
+        let mut again = Follower::start(store.clone(), "ticker", filter)
+            .await
+            .expect("restart");
+        assert!(again.next(Some(Duration::from_millis(300))).await.is_none());
+        store.shutdown().await;
     }
 }

@@ -16,9 +16,9 @@
 
 use crate::domain::{FulfillmentCommand, FulfillmentKind, FulfillmentLine};
 use crate::handlers::{FulfillmentHandlerError, FulfillmentHandlers};
-use ichigen_shared::checkpoint::Checkpoint;
+use ichigen_shared::checkpoint::Follower;
 use ichigen_shared::envelope::{Actor, Metadata, RecordedEvent};
-use ichigen_shared::store::{DynEventStore, StoreError, SubscribeFrom, SubscriptionFilter};
+use ichigen_shared::store::{DynEventStore, StoreError, SubscriptionFilter};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -265,36 +265,14 @@ impl OrderIntake {
     }
 
     async fn run(&self) -> Result<(), IntakeError> {
-        let mut checkpoint = Checkpoint::new(self.store.clone(), NAME);
-        let from = match checkpoint.load().await? {
-            Some(p) => SubscribeFrom::After(p),
-            None => SubscribeFrom::Start,
-        };
-        let mut subscription = self
-            .store
-            .subscribe(
-                from,
-                SubscriptionFilter::event_types(["OrderPlaced.", "LineReassigned."]),
-            )
-            .await?;
-        let mut last_handled = None;
-        loop {
-            let next = match subscription.try_next() {
-                Some(next) => Some(next),
-                None => {
-                    // Idle: make sure the checkpoint covers everything handled so far.
-                    if let Some(at) = last_handled {
-                        checkpoint.save(at, true).await?;
-                    }
-                    subscription.next().await
-                }
-            };
-            let Some(event) = next else { return Ok(()) };
+        let filter = SubscriptionFilter::event_types(["OrderPlaced.", "LineReassigned."]);
+        let mut follower = Follower::start(self.store.clone(), NAME, filter).await?;
+        while let Some(event) = follower.next(None).await {
             let event = event?;
             self.handle(&event).await?;
-            last_handled = Some(event.position);
-            checkpoint.save(event.position, false).await?;
+            follower.handled(event.position).await?;
         }
+        Ok(())
     }
 }
 
