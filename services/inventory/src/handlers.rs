@@ -193,7 +193,8 @@ impl StockHandlers {
 
 /// Commands that put stock into play at a location: refused where the location is inactive.
 /// Releasing, confirming, consuming and expiring reservations, and shipping stock out on a
-/// transfer, stay possible so that a closing store can be emptied.
+/// transfer, stay possible so that a closing store can be emptied; writing off a returned unit
+/// adds nothing to sell, so a unit that reached a closing store can still be recorded.
 fn needs_active_location(command: &StockCommand) -> bool {
     !matches!(
         command,
@@ -203,6 +204,7 @@ fn needs_active_location(command: &StockCommand) -> bool {
             | StockCommand::ConsumeUpTo { .. }
             | StockCommand::ExpireReservations
             | StockCommand::TransferOut { .. }
+            | StockCommand::WriteOffReturn { .. }
     )
 }
 

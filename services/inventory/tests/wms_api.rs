@@ -187,7 +187,7 @@ async fn every_movement_route_answers_with_levels() {
         ),
         (
             "/returns",
-            json!({"sku": "SKU-A", "location": "S1", "qty": 1, "rmaId": "RMA-1"}),
+            json!({"sku": "SKU-A", "location": "S1", "qty": 1, "rmaId": "RMA-1", "key": "RMA-1/U1"}),
             levels(8, 0, 0, 8, 0, 0),
         ),
         (

@@ -13,7 +13,7 @@
 //! | `POST /transfers/out`             | {…, qty, toLocation, transferId} → TransferOut         |
 //! | `POST /transfers/expected`        | {…, qty, transferId} → ExpectIncoming                  |
 //! | `POST /transfers/in`              | {…, qty, transferId} → TransferIn                      |
-//! | `POST /returns`                   | {…, qty, rmaId} → ReceiveReturn                        |
+//! | `POST /returns`                   | {…, qty, rmaId, key} → ReceiveReturn (once per key)    |
 //! | `POST /non-sellable`              | {…, qty, reason} → MoveToNonSellable                   |
 //! | `POST /sellable`                  | {…, qty} → MoveToSellable                              |
 //! | `POST /safety-stock`              | {…, qty} → SetSafetyStock                              |

@@ -120,9 +120,10 @@ movement!(
     => |s| StockCommand::TransferIn { qty: s.qty, transfer_id: s.transfer_id }
 );
 movement!(
-    /// `POST /returns`: a customer return put back on the shelf.
-    Return { qty: i64, rma_id: String }
-    => |s| StockCommand::ReceiveReturn { qty: s.qty, rma_id: s.rma_id }
+    /// `POST /returns`: a customer return put back on the shelf. `key` names the returned unit
+    /// (`<rmaId>/<unitId>`); a key already received at the location counts once.
+    Return { qty: i64, rma_id: String, key: String }
+    => |s| StockCommand::ReceiveReturn { qty: s.qty, rma_id: s.rma_id, key: s.key }
 );
 movement!(
     /// `POST /non-sellable`: damaged or quarantined stock taken out of sale.

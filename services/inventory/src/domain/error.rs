@@ -42,6 +42,10 @@ pub enum InventoryError {
     /// A reservation id is reused with different content (owner, quantity or expiry).
     #[error("reservation {reservation_id} already exists with different content")]
     ReservationConflict { reservation_id: String },
+    /// A returned unit's key was already used here with the other outcome (received into
+    /// stock vs written off): a unit is one or the other, so this is a caller bug, not a retry.
+    #[error("returned unit {key} was already {outcome} here")]
+    ReturnKeyConflict { key: String, outcome: &'static str },
     /// No reservation with this id on this SKU × location.
     #[error("reservation {reservation_id} not found")]
     ReservationNotFound { reservation_id: String },
@@ -87,7 +91,7 @@ impl InventoryError {
             OnHandMismatch { .. } | ReservationConflict { .. } | ReservationClosed { .. } => {
                 "CONFLICT"
             }
-            LocationExists { .. } => "CONFLICT",
+            LocationExists { .. } | ReturnKeyConflict { .. } => "CONFLICT",
             ReservationNotFound { .. } | UnknownLocation { .. } | UnknownSku => "NOT_FOUND",
             LocationInactive { .. } => "LOCATION_INACTIVE",
         }
@@ -110,6 +114,7 @@ impl InventoryError {
                 Some("reservationId")
             }
             LocationExists { .. } => Some("code"),
+            ReturnKeyConflict { .. } => Some("key"),
             // Stock commands name the location in a `location` field (the common case).
             UnknownLocation { .. } | LocationInactive { .. } => Some("location"),
             UnknownSku => Some("sku"),

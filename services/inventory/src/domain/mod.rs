@@ -22,5 +22,5 @@ pub use location::{
 };
 pub use stock::{
     decide, decide_batch, decide_each, stream_name, validate_sku, Reservation, ReservationStatus,
-    StockCommand, StockEvent, StockItem, StockLevels,
+    ReturnOutcome, StockCommand, StockEvent, StockItem, StockLevels, WRITE_OFF_DISPOSITIONS,
 };

@@ -2,7 +2,7 @@
 
 use super::types::{
     Availability, GeoPointInput, LocationAvailabilityObject, LocationObject, SalesChannel,
-    StockLevelObject, StockMovementObject,
+    StockCondition, StockLevelObject, StockMovementObject,
 };
 use super::{location_code, require_store_scope, service, wait_at_least};
 use crate::domain::{stream_name, validate_sku, StockEvent};
@@ -147,7 +147,9 @@ impl InventoryQuery {
     }
 
     /// Staff and admin: every SKU's buckets at one location, by SKU. Store staff see their
-    /// own store only.
+    /// own store only. `condition` keeps new SKUs only (NEW), resale SKUs only (RESALE: graded
+    /// returns, named `<sku>-R-<GRADE>`) or both (ANY, the default); pages and `hasNextPage`
+    /// count the matching rows only.
     #[graphql(complexity = "connection_complexity(first, child_complexity)")]
     async fn stock_levels(
         &self,
@@ -156,6 +158,7 @@ impl InventoryQuery {
         first: Option<i32>,
         after: Option<String>,
         at_least: Option<String>,
+        #[graphql(default_with = "StockCondition::Any")] condition: StockCondition,
     ) -> async_graphql::Result<Connection<OpaqueCursor<String>, StockLevelObject>> {
         let actor = require_role(ctx, &[Role::StoreStaff, Role::CsAgent, Role::Admin])?;
         let code = location_code(&location, "location")?;
@@ -163,7 +166,8 @@ impl InventoryQuery {
         wait_at_least(ctx, at_least.as_deref()).await?;
         let view = &service(ctx)?.view;
         forward_connection(after, first, |after: Option<String>, limit| async move {
-            let (rows, _) = view.stock_at(&code, after.as_deref(), limit);
+            let (rows, _) =
+                view.stock_at_where(&code, after.as_deref(), limit, |sku| condition.matches(sku));
             Ok(rows
                 .into_iter()
                 .map(|(sku, levels)| {

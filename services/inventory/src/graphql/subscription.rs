@@ -1,6 +1,6 @@
 //! `availabilityChanged`: live stock levels for the SKUs and locations a screen shows.
 
-use super::types::StockLevelObject;
+use super::types::{StockCondition, StockLevelObject};
 use super::{location_code, service};
 use async_graphql::{Context, Subscription, ID};
 use futures::Stream;
@@ -19,11 +19,14 @@ impl InventorySubscription {
     /// A SKU × location's buckets each time they change (after the inventory view applied
     /// the change), for the given SKUs and/or locations (omit one to take all of it). Public,
     /// like availability. A client that falls far behind skips to the newest changes.
+    /// `condition` keeps changes of new SKUs only (NEW), of resale SKUs only (RESALE: graded
+    /// returns) or both (ANY, the default), on top of the other filters.
     async fn availability_changed(
         &self,
         ctx: &Context<'_>,
         skus: Option<Vec<String>>,
         locations: Option<Vec<ID>>,
+        #[graphql(default_with = "StockCondition::Any")] condition: StockCondition,
     ) -> async_graphql::Result<impl Stream<Item = StockLevelObject>> {
         request_context(ctx)?;
         if skus.as_ref().is_some_and(|s| s.len() > MAX_FILTER) {
@@ -60,7 +63,8 @@ impl InventorySubscription {
                             let wanted = skus.as_ref().is_none_or(|s| s.contains(&*change.sku))
                                 && locations
                                     .as_ref()
-                                    .is_none_or(|l| l.contains(&*change.location));
+                                    .is_none_or(|l| l.contains(&*change.location))
+                                && condition.matches(&change.sku);
                             if wanted {
                                 let level = StockLevelObject::new(
                                     &change.sku,

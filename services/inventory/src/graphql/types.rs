@@ -52,6 +52,36 @@ pub enum SalesChannel {
     Pickup,
 }
 
+/// New stock or graded returns offered for resale. Resale SKUs are derived from the original
+/// SKU and the grade (`TSHIRT-M-R-LIKE_NEW`, see `ichigen_shared::resale`), so the condition
+/// is read from the SKU itself: no catalog lookup, and the same answer in every service.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum StockCondition {
+    /// Ordinary (new) SKUs.
+    New,
+    /// Resale SKUs: returned units graded for resale.
+    Resale,
+    /// Both (as a filter only; a SKU is always NEW or RESALE).
+    #[default]
+    Any,
+}
+
+impl StockCondition {
+    /// NEW or RESALE: the condition of the stock a SKU names.
+    pub fn of(sku: &str) -> Self {
+        if ichigen_shared::resale::resale_grade(sku).is_some() {
+            StockCondition::Resale
+        } else {
+            StockCondition::New
+        }
+    }
+
+    /// Whether `sku` passes this condition as a filter (ANY passes every SKU).
+    pub fn matches(self, sku: &str) -> bool {
+        self == StockCondition::Any || self == StockCondition::of(sku)
+    }
+}
+
 /// A postal address.
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(name = "Address")]
@@ -270,6 +300,14 @@ impl StockLevelObject {
     async fn location_code(&self) -> &str {
         &self.location_code
     }
+    /// NEW, or RESALE for a resale SKU (a graded return), so that a storefront can label it.
+    async fn condition(&self) -> StockCondition {
+        StockCondition::of(&self.sku)
+    }
+    /// The grade code of a resale SKU (`LIKE_NEW`); null for new stock.
+    async fn resale_grade(&self) -> Option<String> {
+        ichigen_shared::resale::resale_grade(&self.sku)
+    }
 }
 
 /// One location's part of an availability answer.
@@ -297,6 +335,7 @@ impl LocationAvailabilityObject {
 
 /// What can be promised for a SKU in a channel.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Availability {
     pub sku: String,
     pub channel: SalesChannel,
@@ -304,6 +343,18 @@ pub struct Availability {
     pub available: i64,
     /// Locations with stock available, nearest first when a point was given (else by code).
     pub locations: Vec<LocationAvailabilityObject>,
+}
+
+#[ComplexObject]
+impl Availability {
+    /// NEW, or RESALE for a resale SKU (a graded return), so that a storefront can label it.
+    async fn condition(&self) -> StockCondition {
+        StockCondition::of(&self.sku)
+    }
+    /// The grade code of a resale SKU (`LIKE_NEW`); null for new stock.
+    async fn resale_grade(&self) -> Option<String> {
+        ichigen_shared::resale::resale_grade(&self.sku)
+    }
 }
 
 /// A point on earth.
@@ -358,17 +409,37 @@ impl StockMovementObject {
     async fn reserved_delta(&self) -> i64 {
         deltas(&self.1).1
     }
-    /// The quantity the movement names (a count's counted number, a reservation's quantity).
+    /// The quantity the movement names (a count's counted number, a reservation's quantity,
+    /// the units of a return received or written off).
     async fn quantity(&self) -> i64 {
         quantity(&self.1)
     }
-    /// Why: the reason code of an adjustment, the reason of a move to non-sellable.
+    /// Why: the reason code of an adjustment, the reason of a move to non-sellable or of a
+    /// returned unit's write-off.
     async fn reason(&self) -> Option<&str> {
         match &self.1 {
             StockEvent::StockAdjusted(e) => Some(&e.reason_code),
             StockEvent::StockMovedToNonSellable(e) => Some(&e.reason),
+            StockEvent::ReturnWrittenOff(e) => Some(&e.reason),
             _ => None,
         }
+    }
+    /// A returned unit's write-off: `DISPOSE` or `RETURN_TO_VENDOR`; null for other movements.
+    async fn disposition(&self) -> Option<&str> {
+        match &self.1 {
+            StockEvent::ReturnWrittenOff(e) => Some(&e.disposition),
+            _ => None,
+        }
+    }
+    /// The returned unit (`<rmaId>/<unitId>`) of a return received or written off; null for
+    /// other movements and for returns recorded before units had keys.
+    async fn return_unit_key(&self) -> Option<&str> {
+        let key = match &self.1 {
+            StockEvent::ReturnReceived(e) => &e.key,
+            StockEvent::ReturnWrittenOff(e) => &e.key,
+            _ => return None,
+        };
+        (!key.is_empty()).then_some(key.as_str())
     }
     /// The document: PO or ASN, transfer, RMA or reservation id.
     async fn reference(&self) -> Option<&str> {
@@ -379,6 +450,7 @@ impl StockMovementObject {
             StockEvent::IncomingExpected(e) => Some(&e.transfer_id),
             StockEvent::TransferReceived(e) => Some(&e.transfer_id),
             StockEvent::ReturnReceived(e) => Some(&e.rma_id),
+            StockEvent::ReturnWrittenOff(e) => Some(&e.rma_id),
             StockEvent::Reserved(e) => Some(&e.reservation_id),
             StockEvent::ReservationConfirmed(e) => Some(&e.reservation_id),
             StockEvent::ReservationReleased(e) => Some(&e.reservation_id),
@@ -416,6 +488,7 @@ fn deltas(event: &StockEvent) -> (i64, i64) {
         E::IncomingExpected(_) => (0, 0),
         E::TransferReceived(e) => (e.qty, 0),
         E::ReturnReceived(e) => (e.qty, 0),
+        E::ReturnWrittenOff(_) => (0, 0),
         E::StockMovedToNonSellable(e) => (-e.qty, 0),
         E::StockMovedToSellable(e) => (e.qty, 0),
         E::SafetyStockSet(_) => (0, 0),
@@ -438,6 +511,7 @@ fn quantity(event: &StockEvent) -> i64 {
         E::IncomingExpected(e) => e.qty,
         E::TransferReceived(e) => e.qty,
         E::ReturnReceived(e) => e.qty,
+        E::ReturnWrittenOff(e) => e.qty,
         E::StockMovedToNonSellable(e) => e.qty,
         E::StockMovedToSellable(e) => e.qty,
         E::SafetyStockSet(e) => e.qty,

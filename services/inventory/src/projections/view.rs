@@ -274,6 +274,9 @@ impl Row {
                 self.incoming = self.incoming.saturating_sub(e.incoming_cleared).max(0);
             }
             StockEvent::ReturnReceived(e) => self.on_hand = self.on_hand.saturating_add(e.qty),
+            // Never stock: no bucket changes (the count lives in `StockItem::written_off`, which
+            // no read of the view needs, so rows stay five buckets).
+            StockEvent::ReturnWrittenOff(_) => {}
             StockEvent::StockMovedToNonSellable(e) => {
                 self.on_hand = self.on_hand.saturating_sub(e.qty);
                 self.non_sellable = self.non_sellable.saturating_add(e.qty);
@@ -720,12 +723,29 @@ impl InventoryView {
         after_sku: Option<&str>,
         first: usize,
     ) -> (Vec<(String, StockLevels)>, bool) {
+        self.stock_at_where(location, after_sku, first, |_| true)
+    }
+
+    /// [`stock_at`](Self::stock_at) for the SKUs `include` accepts (new vs resale stock).
+    /// Filtered here, not by the caller, so that a page holds `first` matching rows and "more
+    /// follow" is about matching rows. The location's SKUs are walked in order until the page
+    /// is full, so a page of a rare kind at a large location reads many rows under the lock.
+    pub fn stock_at_where(
+        &self,
+        location: &str,
+        after_sku: Option<&str>,
+        first: usize,
+        include: impl Fn(&str) -> bool,
+    ) -> (Vec<(String, StockLevels)>, bool) {
         let s = self.read();
         let Some(loc) = s.location_id(location).and_then(|id| s.location_entry(id)) else {
             return (Vec::new(), false);
         };
         let lower = after_sku.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut rows = loc.skus.range::<str, _>((lower, Bound::Unbounded));
+        let mut rows = loc
+            .skus
+            .range::<str, _>((lower, Bound::Unbounded))
+            .filter(|(sku, _)| include(sku));
         let page = rows
             .by_ref()
             .take(first)

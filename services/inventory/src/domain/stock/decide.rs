@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::events::*;
-use super::{ReservationStatus, StockItem};
+use super::{ReservationStatus, ReturnOutcome, StockItem};
 use crate::domain::error::{add, non_empty, non_negative, positive, InventoryError};
 
 /// What callers (WMS, staff, order process, expiry process) ask of one SKU × location.
@@ -43,9 +43,25 @@ pub enum StockCommand {
         qty: i64,
         transfer_id: String,
     },
+    /// A returned unit put back into sellable stock. `key` names the unit (`<rmaId>/<unitId>`):
+    /// a key already received here is a no-op, so the checkpointed returns process can send
+    /// it again after a crash. Allowed on a SKU never stocked here (a resale SKU's first unit).
     ReceiveReturn {
         qty: i64,
         rma_id: String,
+        key: String,
+    },
+    /// A returned unit that arrived here and is written off: `disposition` is
+    /// [`WRITE_OFF_DISPOSITIONS`] (`DISPOSE`, `RETURN_TO_VENDOR`), `reason` the grade's reason.
+    /// On hand does not change; the write-off is recorded in the stock ledger for audit and
+    /// counted in [`StockItem::written_off`]. Idempotent per `key`, like `ReceiveReturn` (the
+    /// two share the keys: a unit is either restocked or written off).
+    WriteOffReturn {
+        qty: i64,
+        rma_id: String,
+        key: String,
+        disposition: String,
+        reason: String,
     },
     MoveToNonSellable {
         qty: i64,
@@ -87,10 +103,16 @@ pub enum StockCommand {
     ExpireReservations,
 }
 
+/// The dispositions a returned unit can be written off with. Restock and resale are not
+/// write-offs: those units are received into stock ([`StockCommand::ReceiveReturn`]).
+pub const WRITE_OFF_DISPOSITIONS: [&str; 2] = ["DISPOSE", "RETURN_TO_VENDOR"];
+
 impl StockCommand {
     /// Commands that only make sense on stock that exists here. Receipts, counts, announced
-    /// transfers, returns and safety stock may be the first thing that happens to a SKU at a
-    /// location; reservation commands name a reservation and fail on their own.
+    /// transfers, returns (received or written off) and safety stock may be the first thing
+    /// that happens to a SKU at a location — a resale SKU's first unit arrives as a return
+    /// receipt — so they create the stock record; reservation commands name a reservation and
+    /// fail on their own.
     fn needs_existing_stock(&self) -> bool {
         matches!(
             self,
@@ -222,13 +244,48 @@ pub fn decide(
             }
             .into())
         }
-        C::ReceiveReturn { qty, rma_id } => {
+        C::ReceiveReturn { qty, rma_id, key } => {
             let qty = positive("qty", *qty)?;
             non_empty("rmaId", rma_id)?;
+            non_empty("key", key)?;
+            if seen_return_key(state, key, ReturnOutcome::Received)? {
+                return Ok(vec![]);
+            }
             add("qty", state.on_hand, qty)?;
             one(ReturnReceived {
                 qty,
                 rma_id: rma_id.clone(),
+                key: key.clone(),
+            }
+            .into())
+        }
+        C::WriteOffReturn {
+            qty,
+            rma_id,
+            key,
+            disposition,
+            reason,
+        } => {
+            let qty = positive("qty", *qty)?;
+            non_empty("rmaId", rma_id)?;
+            non_empty("key", key)?;
+            if !WRITE_OFF_DISPOSITIONS.contains(&disposition.as_str()) {
+                return Err(InventoryError::InvalidInput {
+                    field: "disposition",
+                    reason: "must be DISPOSE or RETURN_TO_VENDOR",
+                });
+            }
+            non_empty("reason", reason)?;
+            if seen_return_key(state, key, ReturnOutcome::WrittenOff)? {
+                return Ok(vec![]);
+            }
+            add("qty", state.written_off, qty)?;
+            one(ReturnWrittenOff {
+                qty,
+                rma_id: rma_id.clone(),
+                key: key.clone(),
+                disposition: disposition.clone(),
+                reason: reason.clone(),
             }
             .into())
         }
@@ -408,6 +465,27 @@ fn consume(
         qty,
     }
     .into()])
+}
+
+/// Whether the returned unit `key` was already handled here with `outcome` (a retry: the
+/// caller answers with no events); the other outcome under the same key is a conflict.
+/// Validated inputs are checked first, so a malformed retry is still refused as malformed.
+fn seen_return_key(
+    state: &StockItem,
+    key: &str,
+    outcome: ReturnOutcome,
+) -> Result<bool, InventoryError> {
+    match state.return_keys.get(key) {
+        None => Ok(false),
+        Some(done) if *done == outcome => Ok(true),
+        Some(done) => Err(InventoryError::ReturnKeyConflict {
+            key: key.to_owned(),
+            outcome: match done {
+                ReturnOutcome::Received => "received into stock",
+                ReturnOutcome::WrittenOff => "written off",
+            },
+        }),
+    }
 }
 
 /// Refuses a reference that is present but blank (absent is fine).

@@ -79,6 +79,26 @@ pub struct TransferReceived {
 pub struct ReturnReceived {
     pub qty: i64,
     pub rma_id: String,
+    /// The returned unit's key (`<rmaId>/<unitId>`): recorded so that a re-delivered receipt
+    /// of the same unit is recognised and counted once. Empty in events stored before keys
+    /// existed (`serde(default)`), which therefore guard nothing.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// A returned unit arrived at this location and was written off instead of restocked
+/// (`disposition` `DISPOSE` or `RETURN_TO_VENDOR`, with the grade's `reason`). On hand does
+/// not change — the unit never became stock — but the write-off is part of the location's
+/// stock ledger, so that an audit of the SKU here sees every returned unit, kept or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReturnWrittenOff {
+    pub qty: i64,
+    pub rma_id: String,
+    /// The returned unit's key, as in [`ReturnReceived::key`].
+    pub key: String,
+    pub disposition: String,
+    pub reason: String,
 }
 
 /// Sellable stock found damaged or put into quality control.
@@ -190,6 +210,7 @@ stock_events! {
     IncomingExpected => "IncomingExpected.v1",
     TransferReceived => "TransferReceived.v1",
     ReturnReceived => "ReturnReceived.v1",
+    ReturnWrittenOff => "ReturnWrittenOff.v1",
     StockMovedToNonSellable => "StockMovedToNonSellable.v1",
     StockMovedToSellable => "StockMovedToSellable.v1",
     SafetyStockSet => "SafetyStockSet.v1",

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use decide::{decide, decide_batch, decide_each, StockCommand};
+pub use decide::{decide, decide_batch, decide_each, StockCommand, WRITE_OFF_DISPOSITIONS};
 pub use events::*;
 
 use super::error::InventoryError;
@@ -104,7 +104,24 @@ pub struct StockItem {
     pub safety_stock: i64,
     pub incoming: i64,
     pub non_sellable: i64,
+    /// Returned units written off on arrival here (never part of on hand; kept for audit).
+    pub written_off: i64,
     pub reservations: BTreeMap<String, Reservation>,
+    /// The keys of returned units already handled here, and how. The returns process is
+    /// checkpointed and re-delivers after a crash, so a unit's receipt or write-off may be
+    /// sent twice; the key makes the second one a no-op. One map for both, because a unit is
+    /// either restocked or written off, never both: the same key with the other outcome is a
+    /// caller bug, refused rather than silently dropped.
+    pub return_keys: BTreeMap<String, ReturnOutcome>,
+}
+
+/// What became of a returned unit at this stock record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnOutcome {
+    /// Received into on hand ([`ReturnReceived`]).
+    Received,
+    /// Written off on arrival ([`ReturnWrittenOff`]).
+    WrittenOff,
 }
 
 impl StockItem {
@@ -156,7 +173,14 @@ impl StockItem {
                 self.on_hand = self.on_hand.saturating_add(e.qty);
                 self.incoming = self.incoming.saturating_sub(e.incoming_cleared).max(0);
             }
-            StockEvent::ReturnReceived(e) => self.on_hand = self.on_hand.saturating_add(e.qty),
+            StockEvent::ReturnReceived(e) => {
+                self.on_hand = self.on_hand.saturating_add(e.qty);
+                self.note_return_key(&e.key, ReturnOutcome::Received);
+            }
+            StockEvent::ReturnWrittenOff(e) => {
+                self.written_off = self.written_off.saturating_add(e.qty);
+                self.note_return_key(&e.key, ReturnOutcome::WrittenOff);
+            }
             StockEvent::StockMovedToNonSellable(e) => {
                 self.on_hand = self.on_hand.saturating_sub(e.qty);
                 self.non_sellable = self.non_sellable.saturating_add(e.qty);
@@ -205,6 +229,14 @@ impl StockItem {
                     self.on_hand = self.on_hand.saturating_sub(qty);
                 }
             }
+        }
+    }
+
+    /// Remembers a returned unit's key. Events stored before keys existed carry an empty one,
+    /// which names no unit and is not kept.
+    fn note_return_key(&mut self, key: &str, outcome: ReturnOutcome) {
+        if !key.is_empty() {
+            self.return_keys.entry(key.to_owned()).or_insert(outcome);
         }
     }
 

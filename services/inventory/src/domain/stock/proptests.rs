@@ -14,7 +14,10 @@ enum Op {
     TransferOut(i64),
     Expect(i64),
     TransferIn(i64),
-    Return(i64),
+    /// A returned unit (key `u<n>`) received; repeated keys are retries.
+    Return(u8, i64),
+    /// A returned unit (key `u<n>`) written off.
+    WriteOff(u8, i64),
     ToNonSellable(i64),
     ToSellable(i64),
     Safety(i64),
@@ -36,7 +39,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => qty.clone().prop_map(Op::TransferOut),
         1 => qty.clone().prop_map(Op::Expect),
         1 => qty.clone().prop_map(Op::TransferIn),
-        1 => qty.clone().prop_map(Op::Return),
+        1 => (0u8..6, qty.clone()).prop_map(|(n, q)| Op::Return(n, q)),
+        1 => (0u8..6, qty.clone()).prop_map(|(n, q)| Op::WriteOff(n, q)),
         1 => qty.clone().prop_map(Op::ToNonSellable),
         1 => qty.clone().prop_map(Op::ToSellable),
         1 => (-1i64..20).prop_map(Op::Safety),
@@ -79,9 +83,17 @@ fn command(op: &Op, on_hand: i64, now: chrono::DateTime<Utc>) -> StockCommand {
             qty: *q,
             transfer_id: "T".into(),
         },
-        Op::Return(q) => StockCommand::ReceiveReturn {
+        Op::Return(n, q) => StockCommand::ReceiveReturn {
             qty: *q,
             rma_id: "rma".into(),
+            key: format!("rma/u{n}"),
+        },
+        Op::WriteOff(n, q) => StockCommand::WriteOffReturn {
+            qty: *q,
+            rma_id: "rma".into(),
+            key: format!("rma/u{n}"),
+            disposition: "DISPOSE".into(),
+            reason: "PROP".into(),
         },
         Op::ToNonSellable(q) => StockCommand::MoveToNonSellable {
             qty: *q,
@@ -121,6 +133,9 @@ proptest! {
         let mut ledger = 0i64;
         let mut non_sellable = 0i64;
         let mut shortfall_recorded = false;
+        // Returned units: each key received or written off at most once, whatever the retries.
+        let mut returned = std::collections::BTreeSet::new();
+        let mut written_off = 0i64;
         for op in &ops {
             if let Op::Expire(m) = op {
                 now += Duration::minutes(*m);
@@ -143,7 +158,14 @@ proptest! {
                     }
                     StockEvent::TransferShipped(e) => ledger -= e.qty,
                     StockEvent::TransferReceived(e) => ledger += e.qty,
-                    StockEvent::ReturnReceived(e) => ledger += e.qty,
+                    StockEvent::ReturnReceived(e) => {
+                        ledger += e.qty;
+                        prop_assert!(returned.insert(e.key.clone()), "a unit counted twice");
+                    }
+                    StockEvent::ReturnWrittenOff(e) => {
+                        written_off += e.qty;
+                        prop_assert!(returned.insert(e.key.clone()), "a unit counted twice");
+                    }
                     StockEvent::StockMovedToNonSellable(e) => {
                         ledger -= e.qty;
                         non_sellable += e.qty;
@@ -168,6 +190,8 @@ proptest! {
             let open_sum: i64 = state.open_reservations().map(|(_, r)| r.quantity).sum();
             prop_assert_eq!(state.on_hand, ledger);
             prop_assert_eq!(state.non_sellable, non_sellable);
+            prop_assert_eq!(state.written_off, written_off);
+            prop_assert_eq!(state.return_keys.len(), returned.len());
             prop_assert_eq!(state.reserved, open_sum);
             prop_assert!(state.on_hand >= 0);
             prop_assert!(state.incoming >= 0);

@@ -52,6 +52,24 @@ fn then_one(state: &StockItem, cmd: StockCommand) -> (StockEvent, StockItem) {
     (events[0].clone(), next)
 }
 
+fn receive_return(rma_id: &str, key: &str, qty: i64) -> StockCommand {
+    StockCommand::ReceiveReturn {
+        qty,
+        rma_id: rma_id.into(),
+        key: key.into(),
+    }
+}
+
+fn write_off(key: &str, disposition: &str, qty: i64) -> StockCommand {
+    StockCommand::WriteOffReturn {
+        qty,
+        rma_id: "rma-1".into(),
+        key: key.into(),
+        disposition: disposition.into(),
+        reason: "SCREEN_CRACKED".into(),
+    }
+}
+
 fn bad_qty(field: &'static str, value: i64, min: i64) -> E {
     E::InvalidQuantity { field, value, min }
 }
@@ -318,25 +336,19 @@ fn transfers() {
 #[test]
 fn returns_and_non_sellable() {
     let s = given(&[received(5), reserved("r", 3, None)]);
-    let (e, s2) = then_one(
-        &s,
-        StockCommand::ReceiveReturn {
-            qty: 2,
-            rma_id: "rma-1".into(),
-        },
-    );
+    let (e, s2) = then_one(&s, receive_return("rma-1", "rma-1/u1", 2));
     assert_eq!(e.event_type(), "ReturnReceived.v1");
     assert_eq!(s2.on_hand, 7);
-    let bad = StockCommand::ReceiveReturn {
-        qty: 0,
-        rma_id: "rma-1".into(),
-    };
-    assert_eq!(when(&s, bad), Err(bad_qty("qty", 0, 1)));
-    let bad = StockCommand::ReceiveReturn {
-        qty: 1,
-        rma_id: "".into(),
-    };
-    assert_eq!(when(&s, bad).unwrap_err().field(), Some("rmaId"));
+    assert_eq!(
+        when(&s, receive_return("rma-1", "rma-1/u1", 0)),
+        Err(bad_qty("qty", 0, 1))
+    );
+    assert_eq!(
+        when(&s, receive_return("", "rma-1/u1", 1))
+            .unwrap_err()
+            .field(),
+        Some("rmaId")
+    );
 
     let to_ns = |qty, reason: &str| StockCommand::MoveToNonSellable {
         qty,
@@ -745,6 +757,15 @@ fn every_event_round_trips() {
         ReturnReceived {
             qty: 1,
             rma_id: "R".into(),
+            key: "R/1".into(),
+        }
+        .into(),
+        ReturnWrittenOff {
+            qty: 1,
+            rma_id: "R".into(),
+            key: "R/2".into(),
+            disposition: "DISPOSE".into(),
+            reason: "BROKEN".into(),
         }
         .into(),
         StockMovedToNonSellable {
@@ -971,4 +992,223 @@ fn a_retried_reserve_keeps_its_first_expiry() {
         when(&held, other),
         Err(E::ReservationConflict { .. })
     ));
+}
+
+#[test]
+fn a_returned_unit_is_received_once_per_key() {
+    let s = given(&[received(5)]);
+    let (e, s1) = then_one(&s, receive_return("rma-1", "rma-1/u1", 1));
+    assert_eq!(
+        e,
+        ReturnReceived {
+            qty: 1,
+            rma_id: "rma-1".into(),
+            key: "rma-1/u1".into(),
+        }
+        .into()
+    );
+    assert_eq!(s1.on_hand, 6);
+    // Re-delivered after a crash: nothing new, on hand counted once.
+    assert_eq!(
+        when(&s1, receive_return("rma-1", "rma-1/u1", 1)),
+        Ok(vec![])
+    );
+    // Another unit of the same return is another receipt.
+    let (_, s2) = then_one(&s1, receive_return("rma-1", "rma-1/u2", 1));
+    assert_eq!(s2.on_hand, 7);
+    // The whole history replayed (the writer reloading the stream) still knows both keys.
+    let history = [
+        received(5),
+        e,
+        when(&s1, receive_return("rma-1", "rma-1/u2", 1)).unwrap()[0].clone(),
+    ];
+    let replayed = given(&history);
+    assert_eq!(replayed, s2);
+    assert_eq!(
+        when(&replayed, receive_return("rma-1", "rma-1/u2", 1)),
+        Ok(vec![])
+    );
+    // Twice in one batch (a bundle, or the hot-SKU queue): the second is the no-op.
+    let twice = [
+        receive_return("rma-2", "rma-2/u1", 1),
+        receive_return("rma-2", "rma-2/u1", 1),
+    ];
+    assert_eq!(decide_batch(&s, &twice, now()).unwrap().len(), 1);
+    let mut running = s.clone();
+    let each = decide_each(&mut running, &twice, now());
+    assert_eq!(each[0].as_ref().map(Vec::len), Ok(1));
+    assert_eq!(each[1], Ok(vec![]));
+    assert_eq!(running.on_hand, 6);
+}
+
+#[test]
+fn a_return_receipt_may_create_the_stock_record() {
+    // A resale SKU's first unit: nothing ever happened to it at this location.
+    let nothing = given(&[]);
+    assert!(!nothing.known);
+    let (_, s) = then_one(&nothing, receive_return("rma-1", "rma-1/u1", 1));
+    assert!(s.known);
+    assert_eq!((s.on_hand, s.available()), (1, 1));
+    // Now it is stock like any other: it can be reserved.
+    let (_, s) = then_one(&s, reserve("r1", 1));
+    assert_eq!(s.available(), 0);
+}
+
+#[test]
+fn a_write_off_is_recorded_but_never_stock() {
+    let s = given(&[received(4), reserved("r", 1, None)]);
+    let (e, s1) = then_one(&s, write_off("rma-1/u1", "DISPOSE", 1));
+    assert_eq!(e.event_type(), "ReturnWrittenOff.v1");
+    assert_eq!(
+        e,
+        ReturnWrittenOff {
+            qty: 1,
+            rma_id: "rma-1".into(),
+            key: "rma-1/u1".into(),
+            disposition: "DISPOSE".into(),
+            reason: "SCREEN_CRACKED".into(),
+        }
+        .into()
+    );
+    assert_eq!(
+        (s1.on_hand, s1.reserved, s1.available(), s1.non_sellable),
+        (4, 1, 3, 0),
+        "buckets unchanged"
+    );
+    assert_eq!(s1.written_off, 1);
+    // Idempotent per key; a second unit counts.
+    assert_eq!(when(&s1, write_off("rma-1/u1", "DISPOSE", 1)), Ok(vec![]));
+    let (_, s2) = then_one(&s1, write_off("rma-1/u2", "RETURN_TO_VENDOR", 2));
+    assert_eq!((s2.on_hand, s2.written_off), (4, 3));
+    // On a stock record never seen before: recorded, and still nothing on hand.
+    let (_, fresh) = then_one(&given(&[]), write_off("rma-9/u1", "DISPOSE", 1));
+    assert!(fresh.known);
+    assert_eq!(
+        (fresh.on_hand, fresh.available(), fresh.written_off),
+        (0, 0, 1)
+    );
+    // Overflow of the counter is refused like any bucket's.
+    let full = StockItem {
+        written_off: i64::MAX,
+        ..s.clone()
+    };
+    assert_eq!(
+        when(&full, write_off("rma-1/u3", "DISPOSE", 1)),
+        Err(E::Overflow { field: "qty" })
+    );
+}
+
+#[test]
+fn a_unit_is_either_received_or_written_off() {
+    let s = given(&[]);
+    let (_, received) = then_one(&s, receive_return("rma-1", "rma-1/u1", 1));
+    let e = when(&received, write_off("rma-1/u1", "DISPOSE", 1)).unwrap_err();
+    assert_eq!(
+        e,
+        E::ReturnKeyConflict {
+            key: "rma-1/u1".into(),
+            outcome: "received into stock",
+        }
+    );
+    assert_eq!((e.code(), e.field()), ("CONFLICT", Some("key")));
+    let (_, written_off) = then_one(&s, write_off("rma-1/u1", "DISPOSE", 1));
+    assert!(matches!(
+        when(&written_off, receive_return("rma-1", "rma-1/u1", 1)),
+        Err(E::ReturnKeyConflict { .. })
+    ));
+    assert_eq!(written_off.on_hand, 0);
+}
+
+#[test]
+fn return_commands_validate_their_input() {
+    let s = given(&[received(1)]);
+    assert_eq!(
+        when(&s, receive_return("rma-1", " ", 1))
+            .unwrap_err()
+            .field(),
+        Some("key")
+    );
+    assert_eq!(
+        when(&s, receive_return("rma-1", "rma-1/u1", -1)),
+        Err(bad_qty("qty", -1, 1))
+    );
+    assert_eq!(
+        when(&s, write_off("rma-1/u1", "DISPOSE", 0)),
+        Err(bad_qty("qty", 0, 1))
+    );
+    assert_eq!(
+        when(&s, write_off("", "DISPOSE", 1)).unwrap_err().field(),
+        Some("key")
+    );
+    for disposition in ["", "RESTOCK", "RESALE", "dispose"] {
+        assert_eq!(
+            when(&s, write_off("rma-1/u1", disposition, 1)),
+            Err(E::InvalidInput {
+                field: "disposition",
+                reason: "must be DISPOSE or RETURN_TO_VENDOR",
+            }),
+            "{disposition:?}"
+        );
+    }
+    let no_reason = StockCommand::WriteOffReturn {
+        qty: 1,
+        rma_id: "rma-1".into(),
+        key: "rma-1/u1".into(),
+        disposition: "DISPOSE".into(),
+        reason: " ".into(),
+    };
+    assert_eq!(when(&s, no_reason).unwrap_err().field(), Some("reason"));
+    let no_rma = StockCommand::WriteOffReturn {
+        qty: 1,
+        rma_id: String::new(),
+        key: "rma-1/u1".into(),
+        disposition: "DISPOSE".into(),
+        reason: "BROKEN".into(),
+    };
+    assert_eq!(when(&s, no_rma).unwrap_err().field(), Some("rmaId"));
+    // A malformed retry of a unit already handled is still refused as malformed.
+    let (_, done) = then_one(&s, receive_return("rma-1", "rma-1/u1", 1));
+    assert_eq!(
+        when(&done, receive_return("rma-1", "rma-1/u1", 0)),
+        Err(bad_qty("qty", 0, 1))
+    );
+}
+
+#[test]
+fn returns_stored_before_unit_keys_still_decode_and_guard_nothing() {
+    // A ReturnReceived.v1 written before `key` existed.
+    let old = StockEvent::decode("ReturnReceived.v1", br#"{"qty":2,"rmaId":"RMA-OLD"}"#)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        old,
+        ReturnReceived {
+            qty: 2,
+            rma_id: "RMA-OLD".into(),
+            key: String::new(),
+        }
+        .into()
+    );
+    let s = given(&[old]);
+    assert_eq!(s.on_hand, 2);
+    assert!(s.return_keys.is_empty());
+    let v: serde_json::Value = serde_json::from_slice(
+        &StockEvent::from(ReturnWrittenOff {
+            qty: 1,
+            rma_id: "R".into(),
+            key: "R/1".into(),
+            disposition: "RETURN_TO_VENDOR".into(),
+            reason: "DEFECT".into(),
+        })
+        .payload_json()
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "qty": 1, "rmaId": "R", "key": "R/1",
+            "disposition": "RETURN_TO_VENDOR", "reason": "DEFECT"
+        })
+    );
 }

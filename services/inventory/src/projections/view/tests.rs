@@ -143,6 +143,15 @@ fn every_event_kind_moves_the_buckets_like_stock_item() {
         ReturnReceived {
             qty: 3,
             rma_id: "RMA-1".into(),
+            key: "RMA-1/U1".into(),
+        }
+        .into(),
+        ReturnWrittenOff {
+            qty: 2,
+            rma_id: "RMA-1".into(),
+            key: "RMA-1/U2".into(),
+            disposition: "DISPOSE".into(),
+            reason: "BROKEN".into(),
         }
         .into(),
         StockMovedToNonSellable {
@@ -196,7 +205,7 @@ fn every_event_kind_moves_the_buckets_like_stock_item() {
         SafetyStockSet { qty: 80 }.into(),
     ];
     let kinds: BTreeSet<&str> = history.iter().map(|e| e.event_type()).collect();
-    assert_eq!(kinds.len(), 16, "every StockEvent kind is exercised");
+    assert_eq!(kinds.len(), 17, "every StockEvent kind is exercised");
 
     let view = InventoryView::new();
     let mut feed = Feed::default();
@@ -236,7 +245,8 @@ enum Op {
     TransferOut(i64),
     Expect(i64),
     TransferIn(i64),
-    Return(i64),
+    Return(u8, i64),
+    WriteOff(u8, i64),
     ToNonSellable(i64),
     ToSellable(i64),
     Safety(i64),
@@ -258,7 +268,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => qty.clone().prop_map(Op::TransferOut),
         1 => qty.clone().prop_map(Op::Expect),
         1 => qty.clone().prop_map(Op::TransferIn),
-        1 => qty.clone().prop_map(Op::Return),
+        1 => (0u8..6, qty.clone()).prop_map(|(n, q)| Op::Return(n, q)),
+        1 => (0u8..6, qty.clone()).prop_map(|(n, q)| Op::WriteOff(n, q)),
         1 => qty.clone().prop_map(Op::ToNonSellable),
         1 => qty.clone().prop_map(Op::ToSellable),
         1 => (0i64..20).prop_map(Op::Safety),
@@ -301,9 +312,17 @@ fn command(op: &Op, on_hand: i64, now: chrono::DateTime<Utc>) -> StockCommand {
             qty: *q,
             transfer_id: "T".into(),
         },
-        Op::Return(q) => StockCommand::ReceiveReturn {
+        Op::Return(n, q) => StockCommand::ReceiveReturn {
             qty: *q,
             rma_id: "rma".into(),
+            key: format!("rma/u{n}"),
+        },
+        Op::WriteOff(n, q) => StockCommand::WriteOffReturn {
+            qty: *q,
+            rma_id: "rma".into(),
+            key: format!("rma/u{n}"),
+            disposition: "RETURN_TO_VENDOR".into(),
+            reason: "PROP".into(),
         },
         Op::ToNonSellable(q) => StockCommand::MoveToNonSellable {
             qty: *q,
@@ -739,6 +758,29 @@ fn stock_at_pages_a_location_in_sku_order() {
     assert_eq!(rows[0].1.on_hand, 2);
     assert_eq!(view.stock_at("ST-2", None, 10).0.len(), 6);
     assert_eq!(view.stock_at("NOWHERE", None, 10), (vec![], false));
+}
+
+#[test]
+fn stock_at_where_pages_over_matching_rows_only() {
+    let view = InventoryView::new();
+    let mut feed = Feed::default();
+    let events: Vec<_> = ["a", "b-R-GOOD", "c", "d-R-GOOD", "e", "f"]
+        .iter()
+        .map(|sku| feed.receive(sku, "ST-1", 1))
+        .collect();
+    view.apply(&events);
+    let resale = |sku: &str| sku.contains("-R-");
+    let page = |after: Option<&str>, first| {
+        let (rows, more) = view.stock_at_where("ST-1", after, first, resale);
+        let skus: Vec<String> = rows.into_iter().map(|(s, _)| s).collect();
+        (skus, more)
+    };
+    // "More follow" is about matching rows: after d-R-GOOD only new SKUs remain.
+    assert_eq!(page(None, 1), (vec!["b-R-GOOD".into()], true));
+    assert_eq!(page(Some("b-R-GOOD"), 1), (vec!["d-R-GOOD".into()], false));
+    assert_eq!(page(None, 5).0.len(), 2);
+    let (all, _) = view.stock_at_where("ST-1", None, 10, |_| true);
+    assert_eq!(all, view.stock_at("ST-1", None, 10).0);
 }
 
 #[test]
