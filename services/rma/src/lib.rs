@@ -1,13 +1,23 @@
 //! Returns (RMA) and recommerce resale (streams `rma-…`).
 //!
 //! Every service crate reads the same way (see ARCHITECTURE.md): `domain` (pure decide/evolve),
-//! `handlers` (load → decide → append, retry on conflict), `projections`, `process` (reactions
-//! to other services' events), `api` (HTTP routes) and `graphql` (its part of the schema).
-//! The modules arrive with the issue that gives the service its behaviour; until then the crate
-//! is wired into the binary with its stream category (the gateway serves its status route).
+//! `handlers` (load → decide → append, retry on conflict), `projections` (the returns view),
+//! `process` (the stock disposition of graded units), `api` (the WMS receipt route) and
+//! `graphql` (its part of the schema). [`ports`] names what the service needs of the order,
+//! inventory and catalog services (the gateway implements them in-process), and [`service`]
+//! holds it all together, with the operations that span services (refunds, exchanges,
+//! counter returns).
 
 /// The stream category this service owns: only this service appends to `rma-…` streams.
 pub const CATEGORY: &str = "rma";
 
+pub mod api;
 pub mod domain;
+pub mod graphql;
 pub mod handlers;
+pub mod ports;
+pub mod process;
+pub mod projections;
+pub mod service;
+
+pub use service::RmaService;

@@ -145,6 +145,14 @@ impl RmaHandlers {
         }
     }
 
+    /// One settlement per order at a time in this process: what a refund or an exchange may
+    /// still give back spans the order's returns, so the service reads it, pays and records
+    /// under this lock (the same one requests take). Never call [`Self::request`] while
+    /// holding it.
+    pub async fn lock_order(&self, order_id: Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        self.requesting.lock(order_id).await
+    }
+
     /// The policy handlers the returns decide against.
     pub fn policy(&self) -> &PolicyHandlers {
         &self.policy

@@ -1,0 +1,3 @@
+//! Reactions of the returns service: [`disposition`] puts graded units where their grade says.
+
+pub mod disposition;
