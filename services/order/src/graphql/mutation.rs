@@ -103,6 +103,8 @@ impl PlaceMutation {
             lines,
             allow_partial: input.allow_partial,
             idempotency_key: key.to_string(),
+            // Exchange credit is set only in process by the returns service.
+            credit: None,
         };
         let metadata = request_context(ctx)?.metadata();
         match svc.orders.place(request, metadata).await {

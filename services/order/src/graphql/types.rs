@@ -226,9 +226,16 @@ impl OrderObject {
     async fn total(&self) -> Option<MoneyObject> {
         Some(self.0.header.as_ref()?.total.into())
     }
-    /// What the customer owes for the units not cancelled.
+    /// What the customer owes from their own means of payment: the units not cancelled, less
+    /// the exchange credit (never below zero).
     async fn payable(&self) -> Option<MoneyObject> {
         self.0.payable().map(Into::into)
+    }
+    /// Exchange credit (the value of returned units) that paid for part or all of the order;
+    /// null for an ordinary order. `payment` covers only the rest, and is null when nothing
+    /// was left to pay.
+    async fn credit(&self) -> Option<MoneyObject> {
+        self.0.credit().map(|c| c.amount.into())
     }
     async fn lines(&self) -> Vec<OrderLineObject> {
         self.0.lines.iter().cloned().map(OrderLineObject).collect()

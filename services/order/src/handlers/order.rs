@@ -14,28 +14,37 @@
 //! 4. Source from a snapshot of the inventory view (`InventoryPort::candidates`) and reserve
 //!    every allocation in one all-or-nothing call; if the stock moved since the snapshot,
 //!    source again once from a fresh one.
-//! 5. Authorize the total; a decline releases the holds.
-//! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` with `NoStream`.
+//! 5. Authorize the total less any exchange credit ([`PlaceRequest::credit`]); nothing when
+//!    the credit covers it all (the order then has no payment). A decline releases the holds.
+//! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` (if authorized) with `NoStream`.
 //!
 //! The holds carry no expiry, so nothing has to confirm them once the order is recorded: an
 //! expiry would cost a confirmation append per SKU × location of every order (a third of the
 //! store writes of a placement) only to cover the rare placement that is cut off and never
 //! retried, which the sweep covers instead.
+//!
+//! **Refunds** ([`OrderHandlers::refund`]: returns; [`OrderHandlers::refund_cancelled_excess`]:
+//! the settlement after a cancellation) run check → provider → append one at a time per order
+//! in this process, so that two refunds of one order can never both reach the provider when
+//! only one fits under what was captured.
 
+pub use crate::domain::order::OrderCredit;
 use crate::domain::order::{
-    self, decide, Order, OrderCommand, OrderError, OrderEvent, PaymentAuthorization, PlaceOrder,
-    PricedLine, ReservedAllocation,
+    self, decide, validate_credit, Order, OrderCommand, OrderError, OrderEvent,
+    PaymentAuthorization, PlaceOrder, PricedLine, ReservedAllocation,
 };
 use crate::domain::sourcing::{self, Delivery, SourcingError};
-use crate::payment::{PaymentError, PaymentProvider};
+use crate::payment::{PaymentError, PaymentProvider, ProviderReference};
 use crate::ports::{InventoryPort, InventoryPortError, ReservationRef, ReservationRequest};
 use crate::projections::catalog::CatalogView;
 use chrono::Duration;
 use ichigen_shared::aggregate::{self, fold_stream, Encoding, ExecuteError, FoldError, Start};
 use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Metadata, NewEvent};
+use ichigen_shared::money::{Currency, Money};
 use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
 use ichigen_shared::striped::StripedLock;
+use rust_decimal::Decimal;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -66,6 +75,9 @@ pub struct PlaceRequest {
     pub lines: Vec<LineRequest>,
     pub allow_partial: bool,
     pub idempotency_key: String,
+    /// Exchange credit paying for part or all of the order: set only in process by the
+    /// returns service (never from a storefront's input). Part of the request's fingerprint.
+    pub credit: Option<OrderCredit>,
 }
 
 /// Why a placement was refused or failed. Refusals change nothing.
@@ -93,6 +105,93 @@ pub enum PlaceError {
     Fold(#[from] FoldError),
     #[error("cannot encode an event: {0}")]
     Encode(String),
+}
+
+/// Why a refund was refused or failed. Every refusal is decided before the provider is asked,
+/// so a refusal moved no money and appended nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundError {
+    /// More than was captured and not yet refunded (what a refund may still give back).
+    #[error("cannot refund {requested}: only {refundable} is still refundable")]
+    ExceedsRefundable { requested: Money, refundable: Money },
+    #[error("order {order_id} does not exist")]
+    OrderNotFound { order_id: Uuid },
+    /// The order has no payment: an exchange credit paid for all of it.
+    #[error("order {order_id} has no payment to refund")]
+    NoPayment { order_id: Uuid },
+    #[error("the refund is in {actual}, the order is in {expected}")]
+    CurrencyMismatch {
+        expected: Currency,
+        actual: Currency,
+    },
+    #[error("the refund must be positive, got {amount}")]
+    NonPositiveAmount { amount: Money },
+    /// A blank operation key: without one a retry could not be told from a second refund.
+    #[error("the refund's operation key must not be blank")]
+    BlankOperation,
+    /// The operation key already names a refund of another amount.
+    #[error("operation {operation} already refunded {recorded}, not {requested}")]
+    OperationReused {
+        operation: String,
+        recorded: Money,
+        requested: Money,
+    },
+    /// Any other rule of the order (an amount finer than the currency's minor units, …).
+    #[error(transparent)]
+    Order(OrderError),
+    #[error("payment: {0}")]
+    Provider(#[from] PaymentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    #[error("cannot encode an event: {0}")]
+    Encode(String),
+}
+
+impl RefundError {
+    /// One of the shared `ErrorCode` wire values (`UserError.code`, problem bodies).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefundError::ExceedsRefundable { .. }
+            | RefundError::NoPayment { .. }
+            | RefundError::OperationReused { .. } => "CONFLICT",
+            RefundError::OrderNotFound { .. } => "NOT_FOUND",
+            RefundError::CurrencyMismatch { .. }
+            | RefundError::NonPositiveAmount { .. }
+            | RefundError::BlankOperation => "INVALID_INPUT",
+            RefundError::Order(e) => e.code(),
+            RefundError::Provider(e) => e.code(),
+            RefundError::Store(_) | RefundError::Fold(_) | RefundError::Encode(_) => "INTERNAL",
+        }
+    }
+
+    /// The input to blame: `amount`, `orderId` or `operation` (`None` for the order's state).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            RefundError::ExceedsRefundable { .. }
+            | RefundError::CurrencyMismatch { .. }
+            | RefundError::NonPositiveAmount { .. } => Some("amount"),
+            RefundError::OrderNotFound { .. } => Some("orderId"),
+            RefundError::BlankOperation | RefundError::OperationReused { .. } => Some("operation"),
+            RefundError::Order(e) => e.field(),
+            RefundError::NoPayment { .. }
+            | RefundError::Provider(_)
+            | RefundError::Store(_)
+            | RefundError::Fold(_)
+            | RefundError::Encode(_) => None,
+        }
+    }
+
+    /// Whether the same call may succeed later (an outage), rather than be refused again. A
+    /// retry must reuse the operation key: the provider then answers with its first refund.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RefundError::Provider(e) => matches!(e, PaymentError::Unavailable { .. }),
+            RefundError::Store(_) | RefundError::Fold(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// A placed (or re-found) order.
@@ -126,6 +225,11 @@ pub struct OrderHandlers {
     /// One placement per order id at a time in this process (striped by id): a retry racing
     /// its original would otherwise free the holds the original is about to record.
     placing: Arc<StripedLock>,
+    /// One refund per order id at a time in this process (striped by id): the cap check, the
+    /// provider call and the append are one step, so two refunds (a return's, a cancellation's)
+    /// cannot both pass the check on the same state and both reach the provider. Apart from
+    /// `placing` so that a refund never waits for an unrelated placement on a shared stripe.
+    refunding: Arc<StripedLock>,
     /// Orders [`Self::release_unrecorded_holds`] found recorded (so each is read once), pruned
     /// to the orders that still hold stock.
     recorded: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
@@ -164,6 +268,7 @@ impl OrderHandlers {
             clock,
             capacity: None,
             placing: Arc::new(StripedLock::new(PLACING_STRIPES)),
+            refunding: Arc::new(StripedLock::new(PLACING_STRIPES)),
             recorded: Arc::default(),
         }
     }
@@ -211,6 +316,10 @@ impl OrderHandlers {
             });
         }
         let lines = self.price(&request)?;
+        // A bad credit is refused before anything is reserved (the domain checks it again).
+        if let (Some(credit), Some(first)) = (&request.credit, lines.first()) {
+            validate_credit(credit, first.unit_price.currency)?;
+        }
         let sourcing_lines: Vec<_> = lines.iter().map(PricedLine::sourcing_line).collect();
         let skus: Vec<String> = {
             let mut s: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
@@ -279,13 +388,39 @@ impl OrderHandlers {
             })
             .collect();
         let total = payable_total(&lines, &plan)?;
-        let payment_id = Uuid::new_v5(&order_id, b"payment");
-        let authorization = match self.payments.authorize(payment_id, &total).await {
-            Ok(reference) => reference,
-            Err(e) => {
-                self.release_quietly(&refs, &metadata).await;
-                return Err(e.into());
+        let due = match &request.credit {
+            None => Some(total),
+            Some(credit) => {
+                let rest = total
+                    .checked_sub(credit.amount)
+                    .map_err(|_| OrderError::Overflow {
+                        field: "credit.amount".into(),
+                    });
+                match rest {
+                    Ok(rest) => (rest.amount > Decimal::ZERO).then_some(rest),
+                    Err(e) => {
+                        self.release_quietly(&refs, &metadata).await;
+                        return Err(e.into());
+                    }
+                }
             }
+        };
+        let payment_id = Uuid::new_v5(&order_id, b"payment");
+        let payment = match due {
+            // The credit pays for everything: nothing to authorize, the order has no payment.
+            None => None,
+            Some(due) => match self.payments.authorize(payment_id, &due).await {
+                Ok(reference) => Some(PaymentAuthorization {
+                    payment_id,
+                    provider: self.payments.name().to_string(),
+                    reference: reference.0,
+                    amount: due,
+                }),
+                Err(e) => {
+                    self.release_quietly(&refs, &metadata).await;
+                    return Err(e.into());
+                }
+            },
         };
         let command = OrderCommand::Place(Box::new(PlaceOrder {
             order_id,
@@ -295,12 +430,8 @@ impl OrderHandlers {
             lines,
             allocations: reserved,
             sourcing: plan.explanation.clone(),
-            payment: PaymentAuthorization {
-                payment_id,
-                provider: self.payments.name().to_string(),
-                reference: authorization.0,
-                amount: total,
-            },
+            payment,
+            credit: request.credit.clone(),
             allow_partial: request.allow_partial,
             idempotency_key: request.idempotency_key.clone(),
             request_fingerprint: fingerprint,
@@ -365,6 +496,23 @@ impl OrderHandlers {
         command: OrderCommand,
         metadata: Metadata,
     ) -> Result<Executed, PlaceError> {
+        self.run(order_id, &command, &metadata)
+            .await
+            .map_err(|e| match e {
+                ExecuteError::Decide(e) => PlaceError::Order(e),
+                ExecuteError::Fold(e) => PlaceError::Fold(e),
+                ExecuteError::Store(e) => PlaceError::Store(e),
+                ExecuteError::Encode(e) => PlaceError::Encode(e),
+                ExecuteError::Contended(stream) => PlaceError::Store(contended(&stream)),
+            })
+    }
+
+    async fn run(
+        &self,
+        order_id: Uuid,
+        command: &OrderCommand,
+        metadata: &Metadata,
+    ) -> Result<Executed, ExecuteError<OrderError>> {
         let now = self.clock.now();
         let executed = aggregate::execute(
             &self.store,
@@ -373,24 +521,163 @@ impl OrderHandlers {
             Order::apply,
             &ENCODING,
             Start::Load,
-            &metadata,
-            |state| decide(state, &command, now),
+            metadata,
+            |state| decide(state, command, now),
         )
-        .await
-        .map_err(|e| match e {
-            ExecuteError::Decide(e) => PlaceError::Order(e),
-            ExecuteError::Fold(e) => PlaceError::Fold(e),
-            ExecuteError::Store(e) => PlaceError::Store(e),
-            ExecuteError::Encode(e) => PlaceError::Encode(e),
-            ExecuteError::Contended(stream) => PlaceError::Store(StoreError::Io(format!(
-                "{stream} kept changing under concurrent writers; try again"
-            ))),
-        })?;
+        .await?;
         Ok(Executed {
             events: executed.events,
             order: executed.state,
             position: executed.position,
         })
+    }
+
+    /// Gives back `amount` of what the order's payment captured, for units returned: checks it
+    /// fits, asks the provider under `operation`, then records `PaymentRefunded` — the three as
+    /// one step per order in this process (see the module documentation), so concurrent
+    /// refunds of one order reach the provider only while they fit.
+    ///
+    /// `operation` is the caller's stable key for this refund (`rma:<rmaId>`): the provider is
+    /// idempotent per operation and the order records it, so a retried call (after a timeout,
+    /// a crash before the append) is recognised before the provider is asked again: it appends
+    /// nothing and returns `Executed { events: [], position: None }` with the order as it is.
+    /// Either way the provider's reference is in
+    /// `order.payment.refund_operations[operation].reference`.
+    ///
+    /// The cap is what was captured and not yet refunded. In another process the order's own
+    /// check (refunded ≤ captured, by stream revision) still holds, but only after the provider
+    /// was asked: run the refunds of one order in one process.
+    pub async fn refund(
+        &self,
+        order_id: Uuid,
+        operation: &str,
+        amount: Money,
+        metadata: Metadata,
+    ) -> Result<Executed, RefundError> {
+        if operation.trim().is_empty() {
+            return Err(RefundError::BlankOperation);
+        }
+        let _refunding = self.refunding.lock(order_id).await;
+        let (order, _) = self.load(order_id).await?;
+        self.refund_locked(order_id, order, operation, amount, metadata)
+            .await
+    }
+
+    /// After a cancellation: refunds what was captured beyond what the customer still owes
+    /// ([`Order::payable`]: units not cancelled, less any exchange credit), computed and paid
+    /// under the same per-order lock as [`Self::refund`], so a return's refund and this one
+    /// cannot together pass the cap. `Ok(None)`: nothing to refund. The operation key is the
+    /// refunded total it brings the order to (`refund:<orderId>:<total>`): a retry asks the
+    /// same, a later cancellation more.
+    pub async fn refund_cancelled_excess(
+        &self,
+        order_id: Uuid,
+        metadata: Metadata,
+    ) -> Result<Option<Executed>, RefundError> {
+        let _refunding = self.refunding.lock(order_id).await;
+        let (order, _) = self.load(order_id).await?;
+        let Some(p) = &order.payment else {
+            return Ok(None);
+        };
+        if p.voided {
+            return Ok(None);
+        }
+        let payable = order.payable().map_or(Decimal::ZERO, |m| m.amount);
+        let excess = p.captured.amount - p.refunded.amount - payable;
+        if excess <= Decimal::ZERO {
+            return Ok(None);
+        }
+        let target = p.refunded.amount + excess;
+        let operation = format!("refund:{order_id}:{target}");
+        let amount = Money::new(excess, p.captured.currency);
+        self.refund_locked(order_id, order, &operation, amount, metadata)
+            .await
+            .map(Some)
+    }
+
+    /// The refund itself, with the order's refund lock held and `order` loaded under it.
+    async fn refund_locked(
+        &self,
+        order_id: Uuid,
+        order: Order,
+        operation: &str,
+        amount: Money,
+        metadata: Metadata,
+    ) -> Result<Executed, RefundError> {
+        let Some(header) = &order.header else {
+            return Err(RefundError::OrderNotFound { order_id });
+        };
+        let Some(payment) = &order.payment else {
+            return Err(RefundError::NoPayment { order_id });
+        };
+        if amount.currency != header.currency {
+            return Err(RefundError::CurrencyMismatch {
+                expected: header.currency,
+                actual: amount.currency,
+            });
+        }
+        if amount.amount <= Decimal::ZERO {
+            return Err(RefundError::NonPositiveAmount { amount });
+        }
+        if let Some(done) = payment.refund_operations.get(operation) {
+            return if done.amount == amount {
+                Ok(Executed {
+                    events: vec![],
+                    order,
+                    position: None,
+                })
+            } else {
+                Err(RefundError::OperationReused {
+                    operation: operation.to_owned(),
+                    recorded: done.amount,
+                    requested: amount,
+                })
+            };
+        }
+        let refundable = Money::new(
+            (payment.captured.amount - payment.refunded.amount).max(Decimal::ZERO),
+            header.currency,
+        );
+        if amount.amount > refundable.amount {
+            return Err(RefundError::ExceedsRefundable {
+                requested: amount,
+                refundable,
+            });
+        }
+        // Every other rule of the order (minor units, …) before any money moves: decided on
+        // the loaded state with a stand-in reference (the provider's is not known yet).
+        let command = |reference: String| OrderCommand::RefundPayment {
+            amount,
+            reference,
+            operation: Some(operation.to_owned()),
+        };
+        decide(
+            &order,
+            &command(format!("pending:{operation}")),
+            self.clock.now(),
+        )
+        .map_err(refund_refusal)?;
+        let provider_ref = ProviderReference(payment.reference.clone());
+        let answer = self
+            .payments
+            .refund(&provider_ref, operation, &amount)
+            .await?;
+        self.run(order_id, &command(answer.0.clone()), &metadata)
+            .await
+            .map_err(|e| {
+                // The provider refunded and the order did not record it: a store outage (a
+                // retry with the same operation records the provider's answer), or a refund
+                // by another process in between (the lock covers this one only).
+                tracing::error!(%order_id, operation, reference = %answer, error = %e,
+                    "the provider refunded but the order did not record it");
+                match e {
+                    ExecuteError::Decide(e) => refund_refusal(e),
+                    ExecuteError::Fold(e) => RefundError::Fold(e),
+                    ExecuteError::Store(e) => RefundError::Store(e),
+                    ExecuteError::Encode(e) => RefundError::Encode(e),
+                    ExecuteError::Contended(stream) => RefundError::Store(contended(&stream)),
+                }
+            })
     }
 
     /// Frees the holds of placements that were never recorded: cut off between their
@@ -553,9 +840,31 @@ fn payable_total(
     })
 }
 
-/// A digest of what the client asked for: a retry under the same key must ask the same.
+fn contended(stream: &str) -> StoreError {
+    StoreError::Io(format!(
+        "{stream} kept changing under concurrent writers; try again"
+    ))
+}
+
+/// An order's refusal of a refund, as the handler's typed refusal where there is one.
+fn refund_refusal(e: OrderError) -> RefundError {
+    match e {
+        OrderError::RefundExceedsCaptured {
+            requested,
+            refundable,
+        } => RefundError::ExceedsRefundable {
+            requested,
+            refundable,
+        },
+        other => RefundError::Order(other),
+    }
+}
+
+/// A digest of what the client asked for: a retry under the same key must ask the same. A
+/// request without a credit digests exactly as before credits existed, so retries of orders
+/// placed earlier still match.
 fn fingerprint(request: &PlaceRequest) -> String {
-    let text = format!(
+    let mut text = format!(
         "{:?}|{:?}|{}|{:?}",
         request.customer_id,
         request.channel,
@@ -566,5 +875,101 @@ fn fingerprint(request: &PlaceRequest) -> String {
             .map(|l| (l.sku.as_str(), l.qty, format!("{:?}", l.delivery)))
             .collect::<Vec<_>>()
     );
+    if let Some(credit) = &request.credit {
+        // Normalised: `1000` and `1000.00` are the same credit.
+        text.push_str(&format!(
+            "|credit:{}:{}:{}",
+            credit.amount.amount.normalize(),
+            credit.amount.currency,
+            credit.source
+        ));
+    }
     Uuid::new_v5(&ichigen_shared::ids::ICHIGEN_NAMESPACE, text.as_bytes()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(credit: Option<OrderCredit>) -> PlaceRequest {
+        PlaceRequest {
+            customer_id: Some("c-1".into()),
+            channel: order::Channel::Web,
+            lines: vec![LineRequest {
+                sku: "TEE".into(),
+                qty: 2,
+                delivery: crate::domain::sourcing::Delivery::Ship {
+                    lat: 35.68,
+                    lon: 139.76,
+                },
+            }],
+            allow_partial: false,
+            idempotency_key: "k-1".into(),
+            credit,
+        }
+    }
+
+    fn credit(amount: &str, source: &str) -> Option<OrderCredit> {
+        Some(OrderCredit {
+            amount: Money::parse(amount, "JPY").expect("money"),
+            source: source.into(),
+        })
+    }
+
+    /// Orders placed before credits existed are retried with requests that have none: their
+    /// fingerprint must still be the one recorded then (the digest as it was computed).
+    #[test]
+    fn a_request_without_credit_digests_as_before_credits_existed() {
+        let r = request(None);
+        let before = format!(
+            "{:?}|{:?}|{}|{:?}",
+            r.customer_id,
+            r.channel,
+            r.allow_partial,
+            r.lines
+                .iter()
+                .map(|l| (l.sku.as_str(), l.qty, format!("{:?}", l.delivery)))
+                .collect::<Vec<_>>()
+        );
+        let expected =
+            Uuid::new_v5(&ichigen_shared::ids::ICHIGEN_NAMESPACE, before.as_bytes()).to_string();
+        assert_eq!(fingerprint(&r), expected);
+    }
+
+    #[test]
+    fn the_credit_is_part_of_the_fingerprint() {
+        let plain = fingerprint(&request(None));
+        let with = fingerprint(&request(credit("1000", "rma:1")));
+        assert_ne!(plain, with);
+        assert_eq!(with, fingerprint(&request(credit("1000.00", "rma:1"))));
+        assert_ne!(with, fingerprint(&request(credit("1001", "rma:1"))));
+        assert_ne!(with, fingerprint(&request(credit("1000", "rma:2"))));
+    }
+
+    #[test]
+    fn refund_errors_name_their_code_field_and_retryability() {
+        let exceeds = RefundError::ExceedsRefundable {
+            requested: Money::parse("2", "JPY").expect("money"),
+            refundable: Money::parse("1", "JPY").expect("money"),
+        };
+        assert_eq!(
+            (exceeds.code(), exceeds.field()),
+            ("CONFLICT", Some("amount"))
+        );
+        assert!(!exceeds.is_retryable());
+        let outage = RefundError::Provider(PaymentError::Unavailable {
+            detail: "down".into(),
+        });
+        assert_eq!(outage.code(), "PAYMENT_UNAVAILABLE");
+        assert!(outage.is_retryable());
+        assert!(RefundError::Store(StoreError::Io("x".into())).is_retryable());
+        assert_eq!(
+            refund_refusal(OrderError::RefundExceedsCaptured {
+                requested: Money::parse("2", "JPY").expect("money"),
+                refundable: Money::parse("1", "JPY").expect("money"),
+            })
+            .to_string(),
+            exceeds.to_string()
+        );
+    }
 }

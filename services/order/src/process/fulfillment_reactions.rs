@@ -41,7 +41,8 @@
 //!   idempotent; the short-pick adjustment is keyed by its reference;
 //! - payment: a capture's provider operation is keyed by the fulfillment step, and skipped when
 //!   the order stream already has a `PaymentCaptured` caused by the same order event; a refund's
-//!   operation is keyed by the refunded total it brings the order to; a void is idempotent. The
+//!   operation is keyed by the refunded total it brings the order to, and recorded on the
+//!   order, so a retry is recognised before the provider is asked; a void is idempotent. The
 //!   provider answers a repeated operation with its first reference, which the order then
 //!   recognises as recorded.
 //! - fulfillment: cancellations are absolute targets ([`FulfillmentTarget`]).
@@ -54,7 +55,7 @@ use crate::domain::order::{
     self, LineQty, LineState, Order, OrderCommand, OrderEvent, OrderStatus, OUT_OF_STOCK,
 };
 use crate::domain::sourcing::{self, Delivery, SourcingLine};
-use crate::handlers::order::{OrderHandlers, PlaceError, HOLD};
+use crate::handlers::order::{OrderHandlers, PlaceError, RefundError, HOLD};
 use crate::payment::{PaymentError, ProviderReference};
 use crate::ports::{
     FulfillmentPort, FulfillmentPortError, FulfillmentTarget, InventoryPortError, ReservationRef,
@@ -92,6 +93,8 @@ pub enum ReactionError {
     Inventory(#[from] InventoryPortError),
     #[error("payment: {0}")]
     Payment(#[from] PaymentError),
+    #[error("refund: {0}")]
+    Refund(#[from] RefundError),
     #[error(transparent)]
     Fulfillment(#[from] FulfillmentPortError),
     #[error(transparent)]
@@ -115,6 +118,7 @@ impl ReactionError {
             ),
             ReactionError::Inventory(e) => matches!(e, InventoryPortError::Unavailable(_)),
             ReactionError::Payment(e) => matches!(e, PaymentError::Unavailable { .. }),
+            ReactionError::Refund(e) => e.is_retryable(),
             ReactionError::Fulfillment(_) | ReactionError::Store(_) | ReactionError::Fold(_) => {
                 true
             }
@@ -763,7 +767,9 @@ impl FulfillmentReactions {
     }
 
     /// After a cancellation: void a fully cancelled order with nothing captured; refund what
-    /// was captured beyond what the customer still owes.
+    /// was captured beyond what the customer still owes
+    /// ([`OrderHandlers::refund_cancelled_excess`]). An order an exchange credit paid for in
+    /// full has no payment: nothing to settle.
     async fn settle_payment(
         &self,
         order_id: Uuid,
@@ -784,29 +790,10 @@ impl FulfillmentReactions {
                 .await?;
             return Ok(());
         }
-        let payable = order.payable().map_or(Decimal::ZERO, |m| m.amount);
-        let excess = p.captured.amount - p.refunded.amount - payable;
-        if excess <= Decimal::ZERO {
-            return Ok(());
-        }
-        // Keyed by the refunded total it reaches: a retry asks the same, a later cancel more.
-        let target = p.refunded.amount + excess;
-        let operation = format!("refund:{order_id}:{target}");
-        let amount = Money::new(excess, p.captured.currency);
-        let answer = self
-            .orders
-            .payments()
-            .refund(&reference, &operation, &amount)
-            .await?;
+        // Under the order's refund lock, computed on the state read under it: a return's
+        // refund running at the same time cannot make the two pass what was captured.
         self.orders
-            .execute(
-                order_id,
-                OrderCommand::RefundPayment {
-                    amount,
-                    reference: answer.0,
-                },
-                self.metadata(event),
-            )
+            .refund_cancelled_excess(order_id, self.metadata(event))
             .await?;
         Ok(())
     }

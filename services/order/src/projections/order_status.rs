@@ -241,7 +241,8 @@ pub struct TimelineEntry {
 pub enum OrderUpdateKind {
     /// The order was placed.
     OrderReceived,
-    /// The payment was authorized: the order is confirmed.
+    /// The payment was authorized: the order is confirmed. `amount` is zero for an order an
+    /// exchange credit paid for in full (confirmed by its placement, no payment).
     Confirmed {
         amount: Money,
     },
@@ -413,6 +414,7 @@ impl OrderRecord {
                 request_fingerprint: String::new(),
                 placed_at: h.placed_at,
                 sourcing: Vec::new(),
+                credit: h.credit.clone(),
             }),
             lines: vec![line.clone()],
             payment: None,
@@ -689,8 +691,13 @@ fn order_summary(event: &OrderEvent) -> String {
     match event {
         OrderEvent::OrderPlaced(e) => {
             let units: i64 = e.lines.iter().map(|l| l.qty).sum();
+            let credit = e
+                .credit
+                .as_ref()
+                .map(|c| format!(", credit {} ({})", c.amount, c.source))
+                .unwrap_or_default();
             format!(
-                "Order placed: {units} unit(s) in {} line(s), total {}",
+                "Order placed: {units} unit(s) in {} line(s), total {}{credit}",
                 e.lines.len(),
                 e.total
             )
@@ -944,6 +951,26 @@ impl Entry {
             | OrderEvent::LineReassigned(_)
             | OrderEvent::PaymentCaptured(_)
             | OrderEvent::PaymentVoided(_) => {}
+        }
+        // An exchange credit that pays for everything means no `PaymentAuthorized` will come:
+        // the placement itself confirms the order (after its out-of-stock cancellation, if
+        // any, which is what can bring the rest to zero). Once, by key.
+        if matches!(
+            event,
+            OrderEvent::OrderPlaced(_) | OrderEvent::OrderLinesCancelled(_)
+        ) {
+            let order = &self.record.order;
+            let covered = order.credit().is_some()
+                && order.payment.is_none()
+                && order.payable().is_some_and(|p| p.amount.is_zero());
+            if let (true, Some(h)) = (covered, &order.header) {
+                let amount = Money::zero(h.currency);
+                announce(
+                    self,
+                    vec!["confirmed:credit".into()],
+                    OrderUpdateKind::Confirmed { amount },
+                );
+            }
         }
         out
     }

@@ -9,14 +9,18 @@ use rust_decimal::Decimal;
 use super::error::{non_empty, quantity, OrderError};
 use super::events::*;
 use super::{
-    Channel, FulfillmentKind, LineQty, LineState, Order, OrderStatus, PaymentAuthorization,
-    PaymentState, PricedLine, ReservationRelease, ReservationUse, ReservedAllocation, MAX_LINES,
-    MAX_LINE_QTY, OUT_OF_STOCK,
+    Channel, FulfillmentKind, LineQty, LineState, Order, OrderCredit, OrderStatus,
+    PaymentAuthorization, PaymentState, PricedLine, ReservationRelease, ReservationUse,
+    ReservedAllocation, MAX_LINES, MAX_LINE_QTY, OUT_OF_STOCK,
 };
 use crate::domain::sourcing::{Delivery, LineExplanation};
 
 /// Everything placement needs, computed by the handler before deciding (prices from the
 /// catalog, allocations from sourcing and the reservations it made, the authorization).
+///
+/// `payment` is the authorization of what the customer owes beyond `credit`; it is `None`
+/// exactly when a credit covers the whole payable amount (nothing to authorize). An order
+/// without a credit always has one, even for a zero total (as before credits existed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlaceOrder {
     pub order_id: uuid::Uuid,
@@ -27,7 +31,9 @@ pub struct PlaceOrder {
     pub lines: Vec<PricedLine>,
     pub allocations: Vec<ReservedAllocation>,
     pub sourcing: Vec<LineExplanation>,
-    pub payment: PaymentAuthorization,
+    pub payment: Option<PaymentAuthorization>,
+    /// Exchange credit paying for part or all of the order.
+    pub credit: Option<OrderCredit>,
     /// Whether lines that could not be sourced are cancelled (`OUT_OF_STOCK`) instead of
     /// refusing the order.
     pub allow_partial: bool,
@@ -79,10 +85,13 @@ pub enum OrderCommand {
     /// Release the whole authorization: only once the order is fully cancelled and nothing
     /// was captured.
     VoidPayment,
-    /// Give back captured money; `reference` is the provider's for this refund.
+    /// Give back captured money; `reference` is the provider's for this refund. `operation`
+    /// is the caller's key for it (recorded, so that a retry is recognised before the provider
+    /// is asked again); reusing it for another refund is refused.
     RefundPayment {
         amount: Money,
         reference: String,
+        operation: Option<String>,
     },
     /// Move units of a line to another location that reserved them as `new_reservation_id`
     /// (after a short pick, or by staff). Short-picked units at `from_location` go first.
@@ -263,12 +272,26 @@ pub fn decide(
             }
             .into()])
         }
-        C::RefundPayment { amount, reference } => {
+        C::RefundPayment {
+            amount,
+            reference,
+            operation,
+        } => {
             let p = payment(state)?;
             non_empty("reference", reference)?;
             positive_amount("amount", amount, currency)?;
             if let Some(previous) = p.refunds.get(reference) {
                 return retry_of(previous, amount, reference);
+            }
+            if let Some(operation) = operation {
+                non_empty("operation", operation)?;
+                // Same reference was answered above; another one under the same key is
+                // another refund, not a retry.
+                if p.refund_operations.contains_key(operation) {
+                    return Err(OrderError::RefundOperationConflict {
+                        operation: operation.clone(),
+                    });
+                }
             }
             let refundable = remaining(p.captured, p.refunded)?;
             if amount.amount > refundable.amount {
@@ -281,6 +304,7 @@ pub fn decide(
                 payment_id: p.payment_id,
                 amount: *amount,
                 reference: reference.clone(),
+                operation: operation.clone(),
             }
             .into()])
         }
@@ -447,22 +471,47 @@ fn place(state: &Order, p: &PlaceOrder, now: DateTime<Utc>) -> Result<Vec<OrderE
         return Err(OrderError::NothingSourced);
     }
     let payable = remaining(total, short_amount)?;
-
-    let pay = &p.payment;
-    non_empty("payment.provider", &pay.provider)?;
-    non_empty("payment.reference", &pay.reference)?;
-    if pay.amount.currency != currency {
-        return Err(OrderError::CurrencyMismatch {
-            field: "payment.amount".into(),
-            expected: currency,
-            actual: pay.amount.currency,
-        });
-    }
-    if pay.amount.amount != payable.amount {
-        return Err(OrderError::PaymentAmountMismatch {
-            expected: payable,
-            actual: pay.amount,
-        });
+    // What the customer's means of payment must cover: the rest after the credit.
+    let due = match &p.credit {
+        None => Some(payable),
+        Some(credit) => {
+            validate_credit(credit, currency)?;
+            let rest = remaining(payable, credit.amount)?;
+            (rest.amount > Decimal::ZERO).then_some(rest)
+        }
+    };
+    match (&p.payment, due) {
+        (Some(pay), Some(due)) => {
+            non_empty("payment.provider", &pay.provider)?;
+            non_empty("payment.reference", &pay.reference)?;
+            if pay.amount.currency != currency {
+                return Err(OrderError::CurrencyMismatch {
+                    field: "payment.amount".into(),
+                    expected: currency,
+                    actual: pay.amount.currency,
+                });
+            }
+            if pay.amount.amount != due.amount {
+                return Err(OrderError::PaymentAmountMismatch {
+                    expected: due,
+                    actual: pay.amount,
+                });
+            }
+        }
+        (None, None) => {}
+        (None, Some(due)) => {
+            return Err(OrderError::PaymentAmountMismatch {
+                expected: due,
+                actual: Money::zero(currency),
+            })
+        }
+        // The credit covers everything: authorizing anything would charge the customer.
+        (Some(pay), None) => {
+            return Err(OrderError::PaymentAmountMismatch {
+                expected: Money::zero(currency),
+                actual: pay.amount,
+            })
+        }
     }
 
     let mut events: Vec<OrderEvent> = vec![OrderPlaced {
@@ -477,6 +526,7 @@ fn place(state: &Order, p: &PlaceOrder, now: DateTime<Utc>) -> Result<Vec<OrderE
         idempotency_key: p.idempotency_key.clone(),
         request_fingerprint: p.request_fingerprint.clone(),
         placed_at: now,
+        credit: p.credit.clone(),
     }
     .into()];
     if !short.is_empty() {
@@ -491,16 +541,36 @@ fn place(state: &Order, p: &PlaceOrder, now: DateTime<Utc>) -> Result<Vec<OrderE
             .into(),
         );
     }
-    events.push(
-        PaymentAuthorized {
-            payment_id: pay.payment_id,
-            provider: pay.provider.clone(),
-            reference: pay.reference.clone(),
-            amount: pay.amount,
-        }
-        .into(),
-    );
+    if let Some(pay) = &p.payment {
+        events.push(
+            PaymentAuthorized {
+                payment_id: pay.payment_id,
+                provider: pay.provider.clone(),
+                reference: pay.reference.clone(),
+                amount: pay.amount,
+            }
+            .into(),
+        );
+    }
     Ok(events)
+}
+
+/// Checks an exchange credit against the order's currency: a non-blank source, an amount of
+/// zero or more in the order's currency and its minor units. Public so that the handler can
+/// refuse a bad credit before it reserves anything.
+pub fn validate_credit(credit: &OrderCredit, currency: Currency) -> Result<(), OrderError> {
+    non_empty("credit.source", &credit.source)?;
+    if credit.amount.currency != currency {
+        return Err(OrderError::CurrencyMismatch {
+            field: "credit.amount".into(),
+            expected: currency,
+            actual: credit.amount.currency,
+        });
+    }
+    if credit.amount.amount < Decimal::ZERO {
+        return Err(invalid("credit.amount", "must not be negative"));
+    }
+    minor_units("credit.amount".into(), &credit.amount)
 }
 
 /// Checks a ship / stage / pick-up step. `Ok(None)`: the same step was already recorded (a
@@ -786,8 +856,8 @@ fn known_line<'s>(
 }
 
 fn payment(state: &Order) -> Result<&PaymentState, OrderError> {
-    // Placement always authorizes, so a placed order has a payment.
-    state.payment.as_ref().ok_or(OrderError::OrderNotFound)
+    // Placement authorizes unless an exchange credit paid for everything.
+    state.payment.as_ref().ok_or(OrderError::NoPayment)
 }
 
 /// A capture or refund retried with the same provider reference.

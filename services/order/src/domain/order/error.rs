@@ -116,6 +116,12 @@ pub enum OrderError {
     /// A provider reference reused for a different capture or refund.
     #[error("payment reference {reference} was already used with another amount")]
     PaymentReferenceConflict { reference: String },
+    /// A refund's operation key already names another refund of this order.
+    #[error("refund operation {operation} was already used for another refund")]
+    RefundOperationConflict { operation: String },
+    /// A payment command on an order that has no payment (an exchange credit paid for it all).
+    #[error("the order has no payment: its credit paid for it")]
+    NoPayment,
 }
 
 impl OrderError {
@@ -143,7 +149,9 @@ impl OrderError {
             | PaymentVoided
             | VoidAfterCapture
             | PaymentStillNeeded
-            | PaymentReferenceConflict { .. } => "CONFLICT",
+            | PaymentReferenceConflict { .. }
+            | RefundOperationConflict { .. }
+            | NoPayment => "CONFLICT",
         }
     }
 
@@ -168,8 +176,9 @@ impl OrderError {
             ReservationConflict { .. } => Some("newReservationId"),
             CaptureExceedsAuthorized { .. } | RefundExceedsCaptured { .. } => Some("amount"),
             PaymentReferenceConflict { .. } => Some("reference"),
+            RefundOperationConflict { .. } => Some("operation"),
             OrderNotFound | NothingToCancel | PaymentVoided | VoidAfterCapture
-            | PaymentStillNeeded => None,
+            | PaymentStillNeeded | NoPayment => None,
         }
     }
 }

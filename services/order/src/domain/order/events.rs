@@ -13,7 +13,10 @@ use ichigen_shared::money::Money;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Channel, LineQty, PricedLine, ReservationRelease, ReservationUse, ReservedAllocation};
+use super::{
+    Channel, LineQty, OrderCredit, PricedLine, ReservationRelease, ReservationUse,
+    ReservedAllocation,
+};
 use crate::domain::sourcing::LineExplanation;
 
 /// The order exists: priced lines, where each unit is reserved, and why those locations.
@@ -34,6 +37,11 @@ pub struct OrderPlaced {
     pub idempotency_key: String,
     pub request_fingerprint: String,
     pub placed_at: DateTime<Utc>,
+    /// Exchange credit that pays for part or all of the order: the authorization (if any) is
+    /// for what is left. Absent in events written before credits existed and in orders without
+    /// one (`default`, and not written when `None`, so those payloads stay as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<OrderCredit>,
 }
 
 /// Quantities of lines cancelled. `amount` is their value (qty × unit price), recorded so that
@@ -160,6 +168,11 @@ pub struct PaymentRefunded {
     pub payment_id: Uuid,
     pub amount: Money,
     pub reference: String,
+    /// The caller's operation key (`rma:<id>`, a cancellation's settlement), recorded so that
+    /// a retried refund is recognised before the provider is asked again. Absent in older
+    /// events and in refunds made without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 macro_rules! order_events {

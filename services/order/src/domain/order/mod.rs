@@ -4,8 +4,9 @@
 //! catalog, sources them ([`crate::domain::sourcing`]), reserves stock in inventory and has the
 //! payment authorized, then passes the results in [`OrderCommand::Place`]. The decision here
 //! checks that those results are consistent (every line fully allocated, payment equal to the
-//! total, one currency) and records them; later commands move quantities through fulfilment and
-//! money through capture, void and refund.
+//! total less any exchange credit — none when the credit covers it all — one currency) and
+//! records them; later commands move quantities through fulfilment and money through capture,
+//! void and refund.
 //!
 //! Quantities are tracked per line and per allocation (one reservation at one location), so
 //! that the status is a pure function of them ([`Order::status`]) and every cancellation,
@@ -30,7 +31,7 @@ use ichigen_shared::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use decide::{decide, OrderCommand, PlaceOrder};
+pub use decide::{decide, validate_credit, OrderCommand, PlaceOrder};
 pub use error::OrderError;
 pub use events::*;
 
@@ -111,6 +112,20 @@ pub struct PaymentAuthorization {
     pub provider: String,
     pub reference: String,
     pub amount: Money,
+}
+
+/// Credit that pays for part or all of an order before the customer's means of payment does:
+/// the value of units returned for an exchange (`source` names where it comes from, e.g.
+/// `rma:<rmaId>`). The order records it so that everything computed from money (what is
+/// authorized, captured, refunded on a cancel) leaves it out: the customer is only ever charged,
+/// and only ever refunded, what they paid themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCredit {
+    /// Zero or more, in the order's currency.
+    pub amount: Money,
+    /// Non-blank: what the credit is owed for (the returns service passes `rma:<rmaId>`).
+    pub source: String,
 }
 
 /// A quantity of one line (in commands and events).
@@ -285,6 +300,8 @@ pub struct OrderHeader {
     pub request_fingerprint: String,
     pub placed_at: DateTime<Utc>,
     pub sourcing: Vec<LineExplanation>,
+    /// Exchange credit applied at placement (see [`OrderCredit`]).
+    pub credit: Option<OrderCredit>,
 }
 
 /// The money side of the order.
@@ -301,6 +318,18 @@ pub struct PaymentState {
     pub captures: BTreeMap<String, Money>,
     /// By provider reference, to recognise a retried refund.
     pub refunds: BTreeMap<String, Money>,
+    /// Refunds made under a caller's operation key (a return's `rma:<id>`, a cancellation's
+    /// settlement), by that key: how a retried call is recognised *before* the provider is
+    /// asked again, and where a caller finds the provider's reference of its refund.
+    pub refund_operations: BTreeMap<String, OperationRefund>,
+}
+
+/// One refund recorded under an operation key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRefund {
+    pub amount: Money,
+    /// The provider's reference for the refund.
+    pub reference: String,
 }
 
 /// Which step a fulfillment id was used for (one id may be staged, then picked up).
@@ -352,10 +381,26 @@ impl Order {
         self.lines.iter_mut().find(|l| l.line_id == line_id)
     }
 
-    /// What the customer owes for the units not cancelled (the authorization at placement).
+    /// What the customer owes from their own means of payment: the units not cancelled, less
+    /// the exchange credit, never below zero (at placement, the authorization). Captures stop
+    /// at it and a cancellation refunds what was captured beyond it, so the credit is neither
+    /// charged nor paid out; a cancellation eats into the paid part first, the credit last.
     pub fn payable(&self) -> Option<Money> {
         let h = self.header.as_ref()?;
-        h.total.checked_sub(h.cancelled_amount).ok()
+        let owed = h.total.checked_sub(h.cancelled_amount).ok()?;
+        let Some(credit) = &h.credit else {
+            return Some(owed);
+        };
+        let owed = owed.checked_sub(credit.amount).ok()?;
+        Some(Money::new(
+            owed.amount.max(rust_decimal::Decimal::ZERO),
+            owed.currency,
+        ))
+    }
+
+    /// The exchange credit applied at placement, if any.
+    pub fn credit(&self) -> Option<&OrderCredit> {
+        self.header.as_ref()?.credit.as_ref()
     }
 
     /// The status, derived from the line quantities (`None` before placement). Precedence:
@@ -418,6 +463,7 @@ impl Order {
                     request_fingerprint: e.request_fingerprint.clone(),
                     placed_at: e.placed_at,
                     sourcing: e.sourcing.clone(),
+                    credit: e.credit.clone(),
                 });
                 self.lines = e
                     .lines
@@ -557,6 +603,7 @@ impl Order {
                     voided: false,
                     captures: BTreeMap::new(),
                     refunds: BTreeMap::new(),
+                    refund_operations: BTreeMap::new(),
                 });
             }
             OrderEvent::PaymentCaptured(e) => {
@@ -574,6 +621,15 @@ impl Order {
                 if let Some(p) = &mut self.payment {
                     add_money(&mut p.refunded, &e.amount);
                     p.refunds.insert(e.reference.clone(), e.amount);
+                    if let Some(operation) = &e.operation {
+                        p.refund_operations.insert(
+                            operation.clone(),
+                            OperationRefund {
+                                amount: e.amount,
+                                reference: e.reference.clone(),
+                            },
+                        );
+                    }
                 }
             }
         }

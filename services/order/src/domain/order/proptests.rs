@@ -85,6 +85,7 @@ fn command(op: &Op) -> OrderCommand {
         Op::Refund(a, r) => OrderCommand::RefundPayment {
             amount: yen(*a),
             reference: format!("r{r}"),
+            operation: None,
         },
         Op::Void => OrderCommand::VoidPayment,
         Op::ShortPick(l, p, q) => OrderCommand::MarkShortPicked {
@@ -103,8 +104,9 @@ fn command(op: &Op) -> OrderCommand {
 }
 
 /// L1 shipped home (split DC-EAST / DC-WEST), L2 picked up at STORE-A, L3 endless aisle to
-/// STORE-A from STORE-B.
-fn place(q1: i64, east: i64, q2: i64, q3: i64) -> PlaceOrder {
+/// STORE-A from STORE-B; paid by an exchange credit of `credit` (if any) and the rest
+/// authorized (no payment when the credit covers it all).
+fn place(q1: i64, east: i64, q2: i64, q3: i64, credit: Option<i64>) -> PlaceOrder {
     let home = Delivery::Ship {
         lat: 35.66,
         lon: 139.70,
@@ -160,15 +162,28 @@ fn place(q1: i64, east: i64, q2: i64, q3: i64) -> PlaceOrder {
         ],
         allocations,
         sourcing: vec![],
-        payment: PaymentAuthorization {
+        payment: due(q1, q2, q3, credit).map(|due| PaymentAuthorization {
             payment_id: Uuid::from_u128(2),
             provider: "manual".into(),
             reference: "auth".into(),
-            amount: yen(q1 * 100 + q2 * 250 + q3 * 1000),
-        },
+            amount: yen(due),
+        }),
+        credit: credit.map(|c| OrderCredit {
+            amount: yen(c),
+            source: "rma:prop".into(),
+        }),
         allow_partial: false,
         idempotency_key: "k".into(),
         request_fingerprint: "f".into(),
+    }
+}
+
+/// What the customer's means of payment is authorized for: `None` when the credit covers it.
+fn due(q1: i64, q2: i64, q3: i64, credit: Option<i64>) -> Option<i64> {
+    let total = q1 * 100 + q2 * 250 + q3 * 1000;
+    match credit {
+        None => Some(total),
+        Some(c) => (total > c).then_some(total - c),
     }
 }
 
@@ -194,10 +209,18 @@ fn check(state: &Order) -> Result<(), TestCaseError> {
         ready += l.ready;
     }
     let p = state.payment.as_ref();
-    prop_assert!(p.is_some());
+    let h = state.header.as_ref();
+    let credit = state.credit().map_or(Decimal::ZERO, |c| c.amount.amount);
+    // A payment exactly when the credit (if any) left something to pay.
+    prop_assert_eq!(
+        p.is_some(),
+        state.credit().is_none() || h.is_some_and(|h| h.total.amount > credit)
+    );
     if let Some(p) = p {
         prop_assert!(p.captured.amount >= Decimal::ZERO);
         prop_assert!(p.captured.amount <= p.authorized.amount);
+        // The credit is never charged to the customer.
+        prop_assert!(h.is_some_and(|h| p.captured.amount <= h.total.amount - credit));
         prop_assert!(p.refunded.amount <= p.captured.amount);
         prop_assert!(!p.voided || p.captured.amount.is_zero());
     }
@@ -229,10 +252,11 @@ proptest! {
         q2 in 1i64..4,
         q3 in 1i64..4,
         ops in proptest::collection::vec(op(), 1..60),
+        credit in proptest::option::of(0i64..8000),
     ) {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let mut state = Order::default();
-        let mut history = decide(&state, &OrderCommand::Place(Box::new(place(q1, east, q2, q3))), now)
+        let mut history = decide(&state, &OrderCommand::Place(Box::new(place(q1, east, q2, q3, credit))), now)
             .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         for e in &history {
             state.apply(e);

@@ -78,12 +78,13 @@ fn place_order() -> PlaceOrder {
                 verdict: Verdict::Chosen { qty: 2 },
             }],
         }],
-        payment: PaymentAuthorization {
+        payment: Some(PaymentAuthorization {
             payment_id: Uuid::from_u128(7),
             provider: "manual".into(),
             reference: "manual-auth-7".into(),
             amount: yen(2500),
-        },
+        }),
+        credit: None,
         allow_partial: false,
         idempotency_key: "idem-1".into(),
         request_fingerprint: "fp-1".into(),
@@ -160,6 +161,7 @@ fn refund(n: i64, reference: &str) -> OrderCommand {
     OrderCommand::RefundPayment {
         amount: yen(n),
         reference: reference.into(),
+        operation: None,
     }
 }
 
@@ -234,7 +236,7 @@ fn place_refuses_zero_negative_and_huge_quantities() {
     let mut p = place_order();
     p.lines[0].qty = MAX_LINE_QTY;
     p.allocations[0].qty = MAX_LINE_QTY;
-    p.payment.amount = yen(MAX_LINE_QTY * 1000 + 500);
+    p.payment.as_mut().unwrap().amount = yen(MAX_LINE_QTY * 1000 + 500);
     assert!(when(&Order::default(), place(p)).is_ok());
 }
 
@@ -249,13 +251,14 @@ fn place_refuses_mixed_currencies() {
             actual: Currency::USD
         }
     );
-    let e = place_err(|p| p.payment.amount = Money::parse("2500", "USD").unwrap());
+    let e =
+        place_err(|p| p.payment.as_mut().unwrap().amount = Money::parse("2500", "USD").unwrap());
     assert_eq!(field(&e), Some("payment.amount"));
 }
 
 #[test]
 fn place_requires_the_payment_to_equal_the_total() {
-    let e = place_err(|p| p.payment.amount = yen(2400));
+    let e = place_err(|p| p.payment.as_mut().unwrap().amount = yen(2400));
     assert_eq!(
         e,
         E::PaymentAmountMismatch {
@@ -269,7 +272,7 @@ fn place_requires_the_payment_to_equal_the_total() {
     );
     // Equal amounts at different scales are equal.
     let mut p = place_order();
-    p.payment.amount = Money::parse("2500.00", "JPY").unwrap();
+    p.payment.as_mut().unwrap().amount = Money::parse("2500.00", "JPY").unwrap();
     assert!(when(&Order::default(), place(p)).is_ok());
 }
 
@@ -313,7 +316,7 @@ fn place_requires_every_line_fully_allocated_unless_partial() {
     let mut p = place_order();
     p.allow_partial = true;
     p.allocations[0].qty = 1;
-    p.payment.amount = yen(1500);
+    p.payment.as_mut().unwrap().amount = yen(1500);
     let (events, s) = then(&Order::default(), place(p.clone()));
     assert_eq!(
         types(&events),
@@ -336,14 +339,14 @@ fn place_requires_every_line_fully_allocated_unless_partial() {
     assert_eq!(s.payable(), Some(yen(1500)));
     assert_eq!(s.line("L1").unwrap().open(), 1);
     // Partial, but the payment was for everything.
-    p.payment.amount = yen(2500);
+    p.payment.as_mut().unwrap().amount = yen(2500);
     assert!(matches!(
         when(&Order::default(), place(p.clone())),
         Err(E::PaymentAmountMismatch { .. })
     ));
     // Nothing sourced at all.
     p.allocations.clear();
-    p.payment.amount = yen(0);
+    p.payment.as_mut().unwrap().amount = yen(0);
     assert_eq!(when(&Order::default(), place(p)), Err(E::NothingSourced));
 }
 
@@ -418,11 +421,11 @@ fn place_validates_lines_allocations_and_ids() {
             "channel",
         ),
         (
-            Box::new(|p| p.payment.reference = "".into()),
+            Box::new(|p| p.payment.as_mut().unwrap().reference = "".into()),
             "payment.reference",
         ),
         (
-            Box::new(|p| p.payment.provider = "".into()),
+            Box::new(|p| p.payment.as_mut().unwrap().provider = "".into()),
             "payment.provider",
         ),
     ];
@@ -589,7 +592,7 @@ fn pickup_only_orders_are_ready_then_picked_up() {
     let mut p = place_order();
     p.lines.remove(0);
     p.allocations.remove(0);
-    p.payment.amount = yen(500);
+    p.payment.as_mut().unwrap().amount = yen(500);
     let s = then(&Order::default(), place(p)).1;
     let (_, s) = then(&s, ready("P1", "STORE-A", &[("L2", 1)]));
     assert_eq!(s.status(), Some(OrderStatus::ReadyForPickup));
@@ -1048,4 +1051,243 @@ fn sourcing_results_convert_into_placement_inputs() {
         ..p
     };
     assert!(when(&Order::default(), place(placement)).is_ok());
+}
+
+// ---- exchange credit ----
+
+fn credit(n: i64) -> Option<OrderCredit> {
+    Some(OrderCredit {
+        amount: yen(n),
+        source: "rma:r-1".into(),
+    })
+}
+
+/// The usual placement (¥2,500) paid partly by a credit of `c`, the rest (`due`) authorized.
+fn place_with_credit(c: i64, due: Option<i64>) -> PlaceOrder {
+    let mut p = place_order();
+    p.credit = credit(c);
+    p.payment = due.map(|d| PaymentAuthorization {
+        amount: yen(d),
+        ..p.payment.clone().unwrap()
+    });
+    p
+}
+
+#[test]
+fn a_credit_below_the_total_authorizes_only_the_rest_and_caps_captures() {
+    let (events, s) = then(
+        &Order::default(),
+        place(place_with_credit(1000, Some(1500))),
+    );
+    assert_eq!(types(&events), ["OrderPlaced.v1", "PaymentAuthorized.v1"]);
+    let OrderEvent::OrderPlaced(p) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!((p.total, p.credit.clone()), (yen(2500), credit(1000)));
+    assert_eq!(s.credit(), credit(1000).as_ref());
+    assert_eq!(s.payable(), Some(yen(1500)));
+    assert_eq!(s.payment.as_ref().unwrap().authorized, yen(1500));
+    // Shipping everything still captures no more than the customer pays.
+    let (_, s) = then(&s, ship("F1", "DC-EAST", &[("L1", 2)]));
+    assert_eq!(
+        when(&s, capture(2000, "cap-1")),
+        Err(E::CaptureExceedsAuthorized {
+            requested: yen(2000),
+            capturable: yen(1500)
+        })
+    );
+    let (_, s) = then(&s, capture(1500, "cap-1"));
+    // Cancelling L2 (¥500) eats into the paid part first: ¥500 of the ¥1,500 goes back.
+    let (_, s) = then(&s, cancel(Some(&[("L2", 1)])));
+    assert_eq!(s.payable(), Some(yen(1000)));
+    let p = s.payment.as_ref().unwrap();
+    assert_eq!(
+        p.captured.amount - s.payable().unwrap().amount,
+        Decimal::from(500)
+    );
+}
+
+#[test]
+fn a_credit_covering_the_total_places_an_order_without_payment() {
+    for c in [2500, 4000] {
+        let (events, s) = then(&Order::default(), place(place_with_credit(c, None)));
+        assert_eq!(types(&events), ["OrderPlaced.v1"]);
+        assert_eq!(s.payment, None);
+        assert_eq!(s.payable(), Some(yen(0)));
+        assert_eq!(s.status(), Some(OrderStatus::Placed));
+        // It ships like any order; there is simply nothing to take, give back or release.
+        let (_, s) = then(&s, ship("F1", "DC-EAST", &[("L1", 2)]));
+        assert_eq!(s.line("L1").unwrap().shipped, 2);
+        for cmd in [capture(1, "c"), refund(1, "r"), OrderCommand::VoidPayment] {
+            let e = when(&s, cmd).unwrap_err();
+            assert_eq!(
+                (e.clone(), e.code(), field(&e)),
+                (E::NoPayment, "CONFLICT", None)
+            );
+        }
+    }
+    // Covered, and yet an authorization: it would charge the customer.
+    assert_eq!(
+        when(&Order::default(), place(place_with_credit(2500, Some(1)))),
+        Err(E::PaymentAmountMismatch {
+            expected: yen(0),
+            actual: yen(1)
+        })
+    );
+    // Not covered, and no authorization.
+    assert_eq!(
+        when(&Order::default(), place(place_with_credit(2000, None))),
+        Err(E::PaymentAmountMismatch {
+            expected: yen(500),
+            actual: yen(0)
+        })
+    );
+    // Not covered, the whole total authorized.
+    assert!(matches!(
+        when(
+            &Order::default(),
+            place(place_with_credit(1000, Some(2500)))
+        ),
+        Err(E::PaymentAmountMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_credit_must_be_non_negative_in_the_order_currency_with_a_source() {
+    let usd = OrderCredit {
+        amount: Money::parse("10", "USD").unwrap(),
+        source: "rma:r-1".into(),
+    };
+    let cases: Vec<(Option<OrderCredit>, &str, &str)> = vec![
+        (Some(usd), "INVALID_INPUT", "credit.amount"),
+        (credit(-1), "INVALID_INPUT", "credit.amount"),
+        (
+            Some(OrderCredit {
+                amount: yen(1),
+                source: " ".into(),
+            }),
+            "INVALID_INPUT",
+            "credit.source",
+        ),
+        (
+            Some(OrderCredit {
+                amount: Money::parse("0.5", "JPY").unwrap(),
+                source: "rma:r-1".into(),
+            }),
+            "INVALID_INPUT",
+            "credit.amount",
+        ),
+    ];
+    for (c, code, f) in cases {
+        let e = place_err(|p| p.credit = c.clone());
+        assert_eq!((e.code(), field(&e)), (code, Some(f)), "{c:?}: {e:?}");
+    }
+    assert!(matches!(
+        validate_credit(&credit(1).unwrap(), Currency::USD),
+        Err(E::CurrencyMismatch { .. })
+    ));
+    // Zero is a credit of nothing: the whole total is authorized.
+    let (events, _) = then(&Order::default(), place(place_with_credit(0, Some(2500))));
+    assert_eq!(types(&events), ["OrderPlaced.v1", "PaymentAuthorized.v1"]);
+}
+
+#[test]
+fn a_partial_order_pays_only_what_is_left_after_out_of_stock_and_credit() {
+    // L1 gets 1 of 2 (¥1,000 out of stock): ¥1,500 payable, ¥1,000 of it by credit.
+    let mut p = place_with_credit(1000, Some(500));
+    p.allow_partial = true;
+    p.allocations[0].qty = 1;
+    let (events, s) = then(&Order::default(), place(p.clone()));
+    assert_eq!(
+        types(&events),
+        [
+            "OrderPlaced.v1",
+            "OrderLinesCancelled.v1",
+            "PaymentAuthorized.v1"
+        ]
+    );
+    assert_eq!(s.payable(), Some(yen(500)));
+    // A credit above what is left: no payment at all.
+    p.credit = credit(1500);
+    p.payment = None;
+    let (events, s) = then(&Order::default(), place(p));
+    assert_eq!(types(&events), ["OrderPlaced.v1", "OrderLinesCancelled.v1"]);
+    assert_eq!(s.payable(), Some(yen(0)));
+}
+
+#[test]
+fn placements_without_credit_keep_their_stored_form() {
+    let events = when(&Order::default(), place(place_order())).unwrap();
+    let data = events[0].payload_json().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert!(json.get("credit").is_none(), "{json}");
+    // An OrderPlaced written before credits existed decodes with none.
+    let back = OrderEvent::decode("OrderPlaced.v1", &data)
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, events[0]);
+    let OrderEvent::OrderPlaced(p) = back else {
+        panic!()
+    };
+    assert_eq!(p.credit, None);
+    // With a credit, it is stored and read back.
+    let events = when(&Order::default(), place(place_with_credit(700, Some(1800)))).unwrap();
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(json["data"]["credit"]["amount"]["amount"], "700");
+    assert_eq!(json["data"]["credit"]["source"], "rma:r-1");
+    let data = events[0].payload_json().unwrap();
+    assert_eq!(
+        OrderEvent::decode("OrderPlaced.v1", &data)
+            .unwrap()
+            .unwrap(),
+        events[0]
+    );
+}
+
+// ---- refunds under an operation key ----
+
+fn refund_op(n: i64, reference: &str, operation: &str) -> OrderCommand {
+    OrderCommand::RefundPayment {
+        amount: yen(n),
+        reference: reference.into(),
+        operation: Some(operation.into()),
+    }
+}
+
+#[test]
+fn a_refund_records_its_operation_and_the_operation_names_one_refund() {
+    let (_, s) = then(&placed(), capture(2500, "cap-1"));
+    let (events, s) = then(&s, refund_op(600, "ref-1", "rma:1"));
+    let OrderEvent::PaymentRefunded(r) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(r.operation.as_deref(), Some("rma:1"));
+    let p = s.payment.as_ref().unwrap();
+    assert_eq!(
+        p.refund_operations.get("rma:1"),
+        Some(&OperationRefund {
+            amount: yen(600),
+            reference: "ref-1".into()
+        })
+    );
+    // The same refund again: nothing new. The operation for another refund: refused.
+    assert_eq!(when(&s, refund_op(600, "ref-1", "rma:1")), Ok(vec![]));
+    let e = when(&s, refund_op(600, "ref-2", "rma:1")).unwrap_err();
+    assert_eq!(
+        e,
+        E::RefundOperationConflict {
+            operation: "rma:1".into()
+        }
+    );
+    assert_eq!((e.code(), field(&e)), ("CONFLICT", Some("operation")));
+    assert_eq!(
+        field(&when(&s, refund_op(1, "ref-3", " ")).unwrap_err()),
+        Some("operation")
+    );
+    // Refunds without an operation (older events) record none.
+    let (_, s) = then(&s, refund(100, "ref-4"));
+    assert_eq!(s.payment.as_ref().unwrap().refund_operations.len(), 1);
+    // Folded from the stored form, the same.
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(json["data"]["operation"], "rma:1");
 }

@@ -153,12 +153,13 @@ fn placement(order_id: Uuid, customer_id: &str, placed_at_day: u32) -> (PlaceOrd
             ],
             allocations: vec![alloc("L1", DC, 2, "r1"), alloc("L2", STORE, 1, "r2")],
             sourcing: Vec::new(),
-            payment: PaymentAuthorization {
+            payment: Some(PaymentAuthorization {
                 payment_id: Uuid::from_u128(7),
                 provider: "manual".into(),
                 reference: format!("auth-{order_id}"),
                 amount: yen(2500),
-            },
+            }),
+            credit: None,
             allow_partial: false,
             idempotency_key: format!("idem-{order_id}"),
             request_fingerprint: "fp".into(),
@@ -528,6 +529,7 @@ fn cancellations_and_refunds_carry_their_amounts() {
     events.extend(s.order(OrderCommand::RefundPayment {
         amount: yen(500),
         reference: "ref-1".into(),
+        operation: None,
     }));
     s.apply(&events);
     assert_eq!(
@@ -829,4 +831,65 @@ async fn spawned_view_replays_then_follows_the_store() {
     assert_eq!(update.kind.as_str(), "SHIPPED");
     assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
     store.shutdown().await;
+}
+
+/// The usual placement (¥2,500) with an exchange credit of `credit`, the rest authorized;
+/// `allocated_l1` of L1's 2 units sourced (the rest cancelled as out of stock).
+fn credited(order_id: Uuid, credit: i64, allocated_l1: i64) -> Vec<RecordedEvent> {
+    let (mut p, d) = placement(order_id, "cust-1", 1);
+    p.allow_partial = true;
+    p.allocations[0].qty = allocated_l1;
+    let due = 500 + 1000 * allocated_l1 - credit;
+    p.credit = Some(crate::domain::order::OrderCredit {
+        amount: yen(credit),
+        source: "rma:r-1".into(),
+    });
+    p.payment = (due > 0).then(|| PaymentAuthorization {
+        amount: yen(due),
+        ..p.payment.clone().unwrap()
+    });
+    let events = decide(&Order::default(), &OrderCommand::Place(Box::new(p)), day(d)).unwrap();
+    let mut feed = Feed::default();
+    events.iter().map(|e| feed.order(order_id, e)).collect()
+}
+
+#[test]
+fn an_order_paid_by_credit_is_confirmed_once_with_what_the_customer_pays() {
+    let view = OrderStatusView::new();
+    let confirmed = |id: Uuid| -> Vec<(String, Option<Money>)> {
+        view.updates(id)
+            .iter()
+            .map(|u| match &u.kind {
+                OrderUpdateKind::Confirmed { amount } => (u.kind.as_str().into(), Some(*amount)),
+                k => (k.as_str().into(), None),
+            })
+            .collect()
+    };
+    let received = || ("ORDER_RECEIVED".to_string(), None);
+    let confirm = |n: i64| ("CONFIRMED".to_string(), Some(yen(n)));
+    // Covered in full: no payment, confirmed by the placement at zero.
+    let full = Uuid::from_u128(0xC1);
+    let events = credited(full, 2500, 2);
+    view.apply(&events);
+    view.apply(&events);
+    assert_eq!(confirmed(full), [received(), confirm(0)]);
+    let r = view.get(full).unwrap();
+    assert_eq!(r.payment(), None);
+    assert_eq!(
+        r.header().unwrap().credit.as_ref().unwrap().amount,
+        yen(2500)
+    );
+    assert!(r.timeline[0].summary.contains("credit 2500 JPY (rma:r-1)"));
+    // Partly covered: confirmed by the authorization of the rest, once.
+    let part = Uuid::from_u128(0xC2);
+    view.apply(&credited(part, 1000, 2));
+    assert_eq!(confirmed(part), [received(), confirm(1500)]);
+    // Out of stock brings the rest to zero: confirmed after the cancellation, at zero.
+    let oos = Uuid::from_u128(0xC3);
+    view.apply(&credited(oos, 1500, 1));
+    assert_eq!(
+        confirmed(oos),
+        [received(), ("CANCELLED".into(), None), confirm(0)]
+    );
+    assert_eq!(view.get(oos).unwrap().payment(), None);
 }
