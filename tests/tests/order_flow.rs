@@ -240,6 +240,7 @@ impl World {
                     lines,
                     allow_partial: false,
                     idempotency_key: key.into(),
+                    credit: None,
                 },
                 customer(),
             )

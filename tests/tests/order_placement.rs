@@ -195,6 +195,7 @@ fn request(key: &str, lines: Vec<LineRequest>) -> PlaceRequest {
         lines,
         allow_partial: false,
         idempotency_key: key.into(),
+        credit: None,
     }
 }
 

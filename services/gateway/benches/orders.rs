@@ -482,6 +482,7 @@ async fn baseline_handler(
         lines,
         allow_partial: false,
         idempotency_key: body.key,
+        credit: None,
     };
     match orders.orders.place(request, Metadata::new(actor)).await {
         Ok(placed) => HttpResponse::Ok().json(serde_json::json!({

@@ -12,4 +12,5 @@ pub mod demo;
 pub mod graphql;
 pub mod http;
 pub mod serve;
+pub mod returns_wiring;
 pub mod wiring;

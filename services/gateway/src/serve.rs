@@ -174,6 +174,33 @@ pub async fn start_with_clock(
         // A pass is a look at the soonest expiry, so once a second costs nothing.
         fulfillment.spawn_expiry(Duration::from_secs(1));
     }
+    // The returns service: its handlers and view over the other services' ports. The default
+    // return policy is seeded on the first start (never over an administrator's changes).
+    let returns = ichigen_rma::RmaService::start(
+        store.clone(),
+        clock.clone(),
+        Arc::new(crate::returns_wiring::InProcessOrders(orders.clone())),
+        Arc::new(crate::returns_wiring::InProcessStock(inventory.clone())),
+        Arc::new(crate::returns_wiring::InProcessCatalog(orders.catalog.clone())),
+        Arc::new(crate::returns_wiring::InProcessLocations(inventory.clone())),
+    );
+    readiness.projections.extend(returns.projections());
+    if let Err(e) = returns
+        .handlers
+        .policy()
+        .ensure_default(ichigen_shared::envelope::Metadata::new(
+            ichigen_shared::auth::Actor::system("rma-policy-seed"),
+        ))
+        .await
+    {
+        store.shutdown().await;
+        return Err(format!("cannot seed the default return policy: {e}"));
+    }
+    if target.runs(Target::Rma) {
+        // Graded units go back to stock, into resale stock, or are written off
+        // (checkpointed; keyed by unit).
+        returns.disposition().spawn();
+    }
     if settings.demo.seed {
         match crate::demo::seed(&inventory, &orders).await {
             Ok(seeded) => tracing::info!(%seeded, "demo data set"),
@@ -194,6 +221,7 @@ pub async fn start_with_clock(
             inventory: inventory.clone(),
             orders: orders.clone(),
             fulfillment: fulfillment.clone(),
+            returns: returns.clone(),
         },
         &graphql_settings,
     );
@@ -237,7 +265,11 @@ pub async fn start_with_clock(
                 .configure(ichigen_fulfillment::api::configure);
         }
         if target.runs(Target::Rma) {
-            app = app.configure(|cfg| http::service_status(cfg, ichigen_rma::CATEGORY));
+            app = app
+                .app_data(web::Data::new(returns.clone()))
+                .app_data(web::Data::new(auth.clone()))
+                .configure(|cfg| http::service_status(cfg, ichigen_rma::CATEGORY))
+                .configure(ichigen_rma::api::configure);
         }
         app
     })

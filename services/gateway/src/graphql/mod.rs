@@ -36,6 +36,7 @@ pub struct Query(
     ichigen_inventory::graphql::InventoryQuery,
     ichigen_order::graphql::OrderQuery,
     ichigen_fulfillment::graphql::FulfillmentQuery,
+    ichigen_rma::graphql::RmaQuery,
 );
 
 /// Everything Ichigen lets a caller change. Each service adds its mutation object.
@@ -44,6 +45,7 @@ pub struct Mutation(
     ichigen_inventory::graphql::InventoryMutation,
     ichigen_order::graphql::OrderMutation,
     ichigen_fulfillment::graphql::FulfillmentMutation,
+    ichigen_rma::graphql::RmaMutation,
 );
 
 /// Live feeds.
@@ -53,6 +55,7 @@ pub struct Subscription(
     events::EventFeedSubscription,
     ichigen_inventory::graphql::InventorySubscription,
     ichigen_order::graphql::OrderSubscription,
+    ichigen_rma::graphql::RmaSubscription,
 );
 
 pub type IchigenSchema = Schema<Query, Mutation, Subscription>;
@@ -91,6 +94,8 @@ pub struct SchemaDeps {
     pub orders: ichigen_order::OrderService,
     /// The fulfillment service's handlers and queues.
     pub fulfillment: ichigen_fulfillment::FulfillmentService,
+    /// The returns service's handlers, view and ports.
+    pub returns: ichigen_rma::RmaService,
 }
 
 /// The schema with its dependencies and limits, ready to serve.
@@ -101,6 +106,7 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
         .data(deps.inventory.clone())
         .data(deps.orders.clone())
         .data(deps.fulfillment.clone())
+        .data(deps.returns.clone())
         .data(deps)
         .finish()
 }

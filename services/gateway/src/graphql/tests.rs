@@ -278,12 +278,21 @@ async fn fixture() -> Fixture {
         dyn_store.clone(),
         Arc::new(ichigen_shared::clock::SystemClock),
     );
+    let returns = ichigen_rma::RmaService::start(
+        dyn_store.clone(),
+        Arc::new(ichigen_shared::clock::SystemClock),
+        Arc::new(crate::returns_wiring::InProcessOrders(orders.clone())),
+        Arc::new(crate::returns_wiring::InProcessStock(inventory.clone())),
+        Arc::new(crate::returns_wiring::InProcessCatalog(orders.catalog.clone())),
+        Arc::new(crate::returns_wiring::InProcessLocations(inventory.clone())),
+    );
     let schema = build_schema(
         SchemaDeps {
             store: dyn_store,
             inventory,
             orders,
             fulfillment,
+            returns,
         },
         &GraphqlSettings::default(),
     );
