@@ -62,13 +62,11 @@ use crate::ports::{
     ReservationRequest, WorkKind,
 };
 use ichigen_shared::aggregate::FoldError;
-use ichigen_shared::checkpoint::Checkpoint;
+use ichigen_shared::checkpoint::Follower;
 use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Actor, Metadata, RecordedEvent};
 use ichigen_shared::money::Money;
-use ichigen_shared::store::{
-    read_whole_stream, DynEventStore, StoreError, SubscribeFrom, SubscriptionFilter,
-};
+use ichigen_shared::store::{read_whole_stream, DynEventStore, StoreError, SubscriptionFilter};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,39 +243,10 @@ impl FulfillmentReactions {
     }
 
     async fn run(&self, idle: Option<Duration>) -> Result<usize, ReactionError> {
-        let mut checkpoint = Checkpoint::new(self.store.clone(), &self.checkpoint);
-        let from = match checkpoint.load().await? {
-            Some(p) => SubscribeFrom::After(p),
-            None => SubscribeFrom::Start,
-        };
-        let mut subscription = self
-            .store
-            .subscribe(
-                from,
-                SubscriptionFilter::categories(["fulfillment", crate::CATEGORY]),
-            )
-            .await?;
-        let mut last_handled = None;
+        let filter = SubscriptionFilter::categories(["fulfillment", crate::CATEGORY]);
+        let mut follower = Follower::start(self.store.clone(), &self.checkpoint, filter).await?;
         let mut handled = 0;
-        loop {
-            let next = match subscription.try_next() {
-                Some(next) => Some(next),
-                None => {
-                    if let Some(at) = last_handled {
-                        checkpoint.save(at, true).await?;
-                    }
-                    match idle {
-                        None => subscription.next().await,
-                        Some(idle) => match tokio::time::timeout(idle, subscription.next()).await {
-                            Ok(next) => next,
-                            Err(_) => return Ok(handled),
-                        },
-                    }
-                }
-            };
-            let Some(event) = next else {
-                return Ok(handled);
-            };
+        while let Some(event) = follower.next(idle).await {
             let event = event?;
             match self.handle(&event).await {
                 Ok(()) => {}
@@ -290,9 +259,9 @@ impl FulfillmentReactions {
                 ),
             }
             handled += 1;
-            last_handled = Some(event.position);
-            checkpoint.save(event.position, false).await?;
+            follower.handled(event.position).await?;
         }
+        Ok(handled)
     }
 
     /// Reacts to one event (any other event is ignored).
