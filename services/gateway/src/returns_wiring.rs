@@ -18,7 +18,7 @@ use ichigen_order::ports::InventoryPortError;
 use ichigen_order::OrderService;
 use ichigen_rma::domain::{OrderFacts, OrderLineFacts};
 use ichigen_rma::ports::{
-    CatalogPort, ExchangeDelivery, LocationsPort, ExchangePlaced, ExchangeRequest, FoundOrder,
+    CatalogPort, ExchangeDelivery, ExchangePlaced, ExchangeRequest, FoundOrder, LocationsPort,
     OrderHistoryEntry, OrdersPort, PortError, ResaleItem, ReturnedUnit, StockPort,
 };
 use ichigen_shared::envelope::Metadata;
@@ -184,6 +184,19 @@ impl OrdersPort for InProcessOrders {
                 .ok_or_else(|| unavailable("the refund left no provider reference")),
             Err(e) => Err(refund_error(e)),
         }
+    }
+
+    async fn refunded_under(
+        &self,
+        order_id: Uuid,
+        operation: &str,
+    ) -> Result<Option<Money>, PortError> {
+        let (order, _) = self.0.orders.load(order_id).await.map_err(unavailable)?;
+        Ok(order
+            .payment
+            .as_ref()
+            .and_then(|p| p.refund_operations.get(operation))
+            .map(|r| r.amount))
     }
 
     async fn place_exchange(

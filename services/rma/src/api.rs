@@ -176,8 +176,12 @@ struct Plan {
 /// The return id in the path; a malformed one names nothing that exists (404, field `id`).
 fn path_id(text: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(text).map_err(|_| {
-        Problem::new(404, "NOT_FOUND", format!("no return {text:?}: ids are UUIDs"))
-            .with_field("id")
+        Problem::new(
+            404,
+            "NOT_FOUND",
+            format!("no return {text:?}: ids are UUIDs"),
+        )
+        .with_field("id")
     })
 }
 

@@ -127,6 +127,16 @@ pub trait OrdersPort: Send + Sync {
         metadata: Metadata,
     ) -> Result<String, PortError>;
 
+    /// What the order already refunded under `operation` (`None`: nothing yet). A refund cut
+    /// off between the payment and its record on the return is retried under the same
+    /// operation; the retry adds this back to what is refundable, so it computes the same
+    /// amount as the first attempt.
+    async fn refunded_under(
+        &self,
+        order_id: Uuid,
+        operation: &str,
+    ) -> Result<Option<Money>, PortError>;
+
     /// Places the replacement order of an exchange (idempotent per `idempotency_key`).
     async fn place_exchange(
         &self,

@@ -299,15 +299,25 @@ impl RmaService {
     ) -> Result<RmaExecuted, ServiceError> {
         let order_id = self.order_of(rma_id).await?;
         let _settling = self.handlers.lock_order(order_id).await;
-        let (rma, _) = self.handlers.load(rma_id).await.map_err(RmaHandlerError::from)?;
+        let (rma, _) = self
+            .handlers
+            .load(rma_id)
+            .await
+            .map_err(RmaHandlerError::from)?;
         let facts = self
             .orders
             .facts(order_id)
             .await?
             .ok_or(ServiceError::OrderNotFound(order_id))?;
-        let left = facts.refundable_left();
-        let quote = refund_quote(&rma, left)?;
         let operation = format!("rma:{rma_id}:refund:{}", rma.refunds.len() + 1);
+        // A retry of a refund paid but not recorded here: what it paid is refundable again
+        // for this computation, so the quote (and the operation's amount) comes out the same.
+        let paid_before = self.orders.refunded_under(order_id, &operation).await?;
+        let mut left = facts.refundable_left();
+        if let Some(paid) = paid_before {
+            left = Money::new(left.amount + paid.amount, left.currency);
+        }
+        let quote = refund_quote(&rma, left)?;
         let payment_reference = if quote.amount.amount.is_zero() {
             // Nothing left to give back (fees ate it, or the cap is reached): no payment
             // operation, but the units are settled.
@@ -342,7 +352,11 @@ impl RmaService {
     ) -> Result<RmaExecuted, ServiceError> {
         let order_id = self.order_of(rma_id).await?;
         let _settling = self.handlers.lock_order(order_id).await;
-        let (rma, _) = self.handlers.load(rma_id).await.map_err(RmaHandlerError::from)?;
+        let (rma, _) = self
+            .handlers
+            .load(rma_id)
+            .await
+            .map_err(RmaHandlerError::from)?;
         let header = rma
             .header
             .as_ref()
@@ -424,8 +438,7 @@ fn rma_order(rma: &Rma) -> Option<Uuid> {
 }
 
 fn rma_id_of(rma: &Rma) -> Result<Uuid, ServiceError> {
-    rma.header
-        .as_ref()
-        .map(|h| h.rma_id)
-        .ok_or_else(|| ServiceError::Port(PortError::Unavailable("a request left no return".into())))
+    rma.header.as_ref().map(|h| h.rma_id).ok_or_else(|| {
+        ServiceError::Port(PortError::Unavailable("a request left no return".into()))
+    })
 }

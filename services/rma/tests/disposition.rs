@@ -184,7 +184,9 @@ async fn each_graded_unit_goes_where_its_grade_says_once_and_a_failure_is_retrie
             format!("receive TSHIRT-M @S1 {id}/R1-1"),
             "catalog TSHIRT-M-R-LIKE_NEW 2392 JPY Tee (Like new)".to_string(),
             format!("receive TSHIRT-M-R-LIKE_NEW @S1 {id}/R1-2"),
-            format!("write-off TSHIRT-M @S1 {id}/R1-3 DISPOSE grade DAMAGED (Damaged, not sellable)"),
+            format!(
+                "write-off TSHIRT-M @S1 {id}/R1-3 DISPOSE grade DAMAGED (Damaged, not sellable)"
+            ),
         ]
     );
     // A restart resumes after its checkpoint: nothing is disposed of twice.
