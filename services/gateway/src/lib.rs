@@ -11,6 +11,6 @@ pub mod cli;
 pub mod demo;
 pub mod graphql;
 pub mod http;
-pub mod serve;
 pub mod returns_wiring;
+pub mod serve;
 pub mod wiring;

@@ -181,7 +181,9 @@ pub async fn start_with_clock(
         clock.clone(),
         Arc::new(crate::returns_wiring::InProcessOrders(orders.clone())),
         Arc::new(crate::returns_wiring::InProcessStock(inventory.clone())),
-        Arc::new(crate::returns_wiring::InProcessCatalog(orders.catalog.clone())),
+        Arc::new(crate::returns_wiring::InProcessCatalog(
+            orders.catalog.clone(),
+        )),
         Arc::new(crate::returns_wiring::InProcessLocations(inventory.clone())),
     );
     readiness.projections.extend(returns.projections());

@@ -378,15 +378,30 @@ impl RmaService {
             .await?;
         let terms = exchange_terms(&rma, placed.total)?;
         if terms.difference.amount.is_sign_negative() && !terms.difference.amount.is_zero() {
-            let due = Money::new(-terms.difference.amount, terms.difference.currency);
-            self.orders
-                .refund(
-                    order_id,
-                    &format!("rma:{rma_id}:exchange:{n}:difference"),
-                    due,
-                    metadata.clone(),
-                )
-                .await?;
+            // Like a refund, never more than the order still has captured: the units' value
+            // may exceed the money taken (an exchange credit paid part of them), and the order
+            // would refuse it, after the replacement order was placed. A retry adds back what
+            // this operation paid already, so it asks the same amount again.
+            let operation = format!("rma:{rma_id}:exchange:{n}:difference");
+            let mut left = self
+                .orders
+                .facts(order_id)
+                .await?
+                .ok_or(ServiceError::OrderNotFound(order_id))?
+                .refundable_left()
+                .amount;
+            if let Some(paid) = self.orders.refunded_under(order_id, &operation).await? {
+                left += paid.amount;
+            }
+            let due = Money::new(
+                (-terms.difference.amount).min(left),
+                terms.difference.currency,
+            );
+            if !due.amount.is_zero() {
+                self.orders
+                    .refund(order_id, &operation, due, metadata.clone())
+                    .await?;
+            }
         }
         Ok(self
             .handlers

@@ -242,8 +242,11 @@ fn the_sdl_shows_the_conventions_and_every_service_part() {
         "type Mutation {",
         "defineLocation(input: DefineLocationInput!): LocationPayload!",
         "availability(sku: String!, channel: SalesChannel! = ONLINE",
-        "availabilityChanged(skus: [String!], locations: [ID!]): StockLevel!",
+        "availabilityChanged(skus: [String!], locations: [ID!], condition: StockCondition! = ANY): StockLevel!",
         "LOCATION_INACTIVE",
+        "requestReturn(input: RequestReturnInput!): ReturnPayload!",
+        "returnUpdates(returnId: ID): ReturnUpdate!",
+        "stockLevels(",
     ] {
         assert!(sdl.contains(expected), "missing {expected:?} in\n{sdl}");
     }
@@ -283,7 +286,9 @@ async fn fixture() -> Fixture {
         Arc::new(ichigen_shared::clock::SystemClock),
         Arc::new(crate::returns_wiring::InProcessOrders(orders.clone())),
         Arc::new(crate::returns_wiring::InProcessStock(inventory.clone())),
-        Arc::new(crate::returns_wiring::InProcessCatalog(orders.catalog.clone())),
+        Arc::new(crate::returns_wiring::InProcessCatalog(
+            orders.catalog.clone(),
+        )),
         Arc::new(crate::returns_wiring::InProcessLocations(inventory.clone())),
     );
     let schema = build_schema(

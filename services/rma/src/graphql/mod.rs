@@ -148,8 +148,13 @@ pub(crate) fn payload_errors(
     }
     let mut field = vec!["input"];
     if let Some(f) = error.field() {
-        // The domain says `qty`; the GraphQL inputs spell it `quantity`.
-        field.extend(f.split('.').map(|s| if s == "qty" { "quantity" } else { s }));
+        // The domain says `qty` and `rmaLineId`; the GraphQL inputs spell them `quantity`
+        // and `lineId`.
+        field.extend(f.split('.').map(|s| match s {
+            "qty" => "quantity",
+            "rmaLineId" => "lineId",
+            s => s,
+        }));
     }
     Ok(vec![UserError::new(
         error_code(error.code()),

@@ -5,8 +5,8 @@ use super::query::acting_location;
 use super::types::{ReturnObject, ReturnPolicyObject};
 use super::{may_read, order_id, payload_errors, require_store_scope, return_id, service};
 use crate::domain::{
-    ConditionGradeSpec, Disposition, PolicyCommand, ReceivedLine, RequestedLine,
-    ReturnReasonSpec, RmaCommand,
+    ConditionGradeSpec, Disposition, PolicyCommand, ReceivedLine, RequestedLine, ReturnReasonSpec,
+    RmaCommand,
 };
 use crate::handlers::RmaExecuted;
 use crate::ports::{ExchangeDelivery, ExchangeLine};
@@ -213,7 +213,10 @@ impl RmaMutation {
         input: AcceptCounterReturnInput,
     ) -> async_graphql::Result<ReturnPayload> {
         let actor = require_role(ctx, &[Role::StoreStaff, Role::Admin])?;
-        let store = acting_location(actor, input.location.as_ref(), &["input", "location"])?;
+        let store = match acting_location(actor, input.location.as_ref(), &["input", "location"])? {
+            Ok(store) => store,
+            Err(e) => return Ok(refused(e)),
+        };
         let order = match order_id(&input.order_id, &["input", "orderId"]) {
             Ok(id) => id,
             Err(e) => return Ok(refused(e)),
@@ -268,7 +271,11 @@ impl RmaMutation {
         input: ReceiveReturnInput,
     ) -> async_graphql::Result<ReturnPayload> {
         let actor = require_role(ctx, &[Role::StoreStaff, Role::CsAgent, Role::Admin])?;
-        let location = acting_location(actor, input.location.as_ref(), &["input", "location"])?;
+        let location =
+            match acting_location(actor, input.location.as_ref(), &["input", "location"])? {
+                Ok(location) => location,
+                Err(e) => return Ok(refused(e)),
+            };
         let command = RmaCommand::Receive {
             receipt_id: input.receipt_id,
             location,

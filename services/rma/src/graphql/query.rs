@@ -1,8 +1,6 @@
 //! Returns queries: the policy, one return, the queue, and orders found for a return.
 
-use super::types::{
-    ReturnObject, ReturnPolicyObject, ReturnStatusGql, ReturnableOrderObject,
-};
+use super::types::{ReturnObject, ReturnPolicyObject, ReturnStatusGql, ReturnableOrderObject};
 use super::{location_code, may_read, order_id, return_id, service, wait_at_least};
 use crate::projections::{ReturnCursor, ReturnFilter};
 use async_graphql::connection::{Connection, OpaqueCursor};
@@ -188,21 +186,27 @@ impl RmaQuery {
 }
 
 /// A location the caller acts for: staff's own store, or the `location` argument (required
-/// for other roles).
+/// for other roles). A missing or malformed argument is the caller's to fix (the inner
+/// `UserError`, for the payload); another store than staff's own is a top-level FORBIDDEN.
 pub(crate) fn acting_location(
     actor: &ichigen_shared::auth::Actor,
     location: Option<&ID>,
     field: &[&str],
-) -> async_graphql::Result<String> {
+) -> async_graphql::Result<Result<String, UserError>> {
     match (actor.role, location) {
-        (Role::StoreStaff, None) => actor.store_id.clone().ok_or_else(|| {
-            gql_error(ErrorCode::Forbidden, "store staff without a store may not act")
+        (Role::StoreStaff, None) => actor.store_id.clone().map(Ok).ok_or_else(|| {
+            gql_error(
+                ErrorCode::Forbidden,
+                "store staff without a store may not act",
+            )
         }),
-        (_, Some(id)) => {
-            let code = location_code(id, field)?;
-            super::require_store_scope(actor, &code)?;
-            Ok(code)
-        }
-        (_, None) => Err(UserError::invalid(field, "name the location").into()),
+        (_, Some(id)) => match location_code(id, field) {
+            Ok(code) => {
+                super::require_store_scope(actor, &code)?;
+                Ok(Ok(code))
+            }
+            Err(e) => Ok(Err(e)),
+        },
+        (_, None) => Ok(Err(UserError::invalid(field, "name the location"))),
     }
 }

@@ -1,10 +1,8 @@
 //! GraphQL objects of the returns service: a return with its lines, units, settlements and
 //! timeline; the return policy; orders found for a return.
 
-use crate::domain::{
-    ConditionGrade, Disposition, Policy, ReturnReason, Rma, RmaStatus,
-};
 use crate::domain::rma::{Decision, Settlement};
+use crate::domain::{ConditionGrade, Disposition, Policy, ReturnReason, Rma, RmaStatus};
 use crate::ports::{FoundOrder, OrderHistoryEntry};
 use crate::projections::{ReturnRecord, ReturnTimelineEntry, ReturnUpdate};
 use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};

@@ -12,6 +12,12 @@
 //! Every effect is keyed by the unit (`<rma id>/<unit id>`), so an event handled again after a
 //! crash between the effect and the checkpoint changes nothing. The catalog item comes before
 //! the stock, so a resale unit is never available while it cannot be bought.
+//!
+//! An outage (store, unreachable service) stops the run, which restarts from the checkpoint
+//! after a pause. A refusal by the inventory or the catalog (a rule of theirs, such as a
+//! location deactivated since the unit arrived) would be refused again forever: it is logged
+//! as an error and the event skipped, as the order's reactions do, so that one unit does not
+//! hold up the stock of every later return.
 
 use crate::domain::{Disposition, RmaEvent};
 use crate::ports::{CatalogPort, PortError, ResaleItem, ReturnedUnit, StockPort};
@@ -43,6 +49,15 @@ pub enum DispositionError {
     },
 }
 
+impl DispositionError {
+    /// Whether handling the event again may succeed (an outage, an unreadable event to fix)
+    /// rather than be refused again (a rule of the inventory or the catalog): the run stops
+    /// and retries the former, skips the latter.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, DispositionError::Port(PortError::Refused { .. }))
+    }
+}
+
 /// The disposition process (see the module documentation).
 #[derive(Clone)]
 pub struct DispositionProcess {
@@ -64,8 +79,9 @@ impl DispositionProcess {
         }
     }
 
-    /// Follows the store from the checkpoint until the runtime stops. A failing event is
-    /// retried after a pause rather than skipped: skipping would lose a unit's stock.
+    /// Follows the store from the checkpoint until the runtime stops. An event that failed for
+    /// an outage is retried after a pause rather than skipped: skipping would lose a unit's
+    /// stock (refusals are skipped, see the module documentation).
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
@@ -89,7 +105,16 @@ impl DispositionProcess {
         let mut handled = 0;
         while let Some(event) = follower.next(idle).await {
             let event = event?;
-            self.handle(&event).await?;
+            match self.handle(&event).await {
+                Ok(()) => {}
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => tracing::error!(
+                    position = %event.position,
+                    stream = %event.stream,
+                    error = %e,
+                    "a graded unit's disposition was refused; skipped (record its stock by hand)"
+                ),
+            }
             handled += 1;
             follower.handled(event.position).await?;
         }
@@ -130,7 +155,9 @@ impl DispositionProcess {
             Disposition::Resale { .. } => {
                 let (Some(resale_sku), Some(price)) = (&graded.resale_sku, graded.resale_price)
                 else {
-                    return Err(unreadable("a resale grade without resale SKU or price".into()));
+                    return Err(unreadable(
+                        "a resale grade without resale SKU or price".into(),
+                    ));
                 };
                 let item = ResaleItem {
                     resale_sku: resale_sku.clone(),
