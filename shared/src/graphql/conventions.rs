@@ -449,6 +449,54 @@ fn with_default_codes(mut response: Response) -> Response {
     response
 }
 
+/// A position argument (`atLeast`, `after` of the event feed): the text of a position a write
+/// returned, or an `INVALID_INPUT` error on `field`. `None` when the argument is absent.
+pub fn position_argument(
+    text: Option<&str>,
+    field: &str,
+) -> Result<Option<crate::store::Position>, UserError> {
+    text.map(|text| {
+        text.trim().parse().map_err(|_| {
+            UserError::invalid(
+                &[field],
+                format!("{text:?} is not a position returned by this API"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Waits for the `atLeast` argument of a read (read-your-writes): `wait` is the view's wait
+/// for a position (called only when the argument is given). A view that does not get there is
+/// a top-level `INTERNAL` error asking to retry the read.
+pub async fn wait_at_least<E, F, Fut>(at_least: Option<&str>, wait: F) -> async_graphql::Result<()>
+where
+    E: std::fmt::Display,
+    F: FnOnce(crate::store::Position) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let Some(position) = position_argument(at_least, "atLeast")? else {
+        return Ok(());
+    };
+    wait(position)
+        .await
+        .map_err(|e| gql_error(ErrorCode::Internal, format!("{e}; retry the read")))
+}
+
+/// Store staff act for their own store only; other roles passed `require_role` already.
+pub fn require_store_scope(actor: &Actor, location: &str) -> async_graphql::Result<()> {
+    if actor.role == Role::StoreStaff && actor.store_id.as_deref() != Some(location) {
+        return Err(gql_error(
+            ErrorCode::Forbidden,
+            format!(
+                "store staff of {} may not act on location {location}",
+                actor.store_id.as_deref().unwrap_or("no store")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,5 +649,15 @@ mod tests {
             let code = err.extensions.as_ref().and_then(|e| e.get("code")).cloned();
             assert_eq!(code, Some(async_graphql::Value::from("INVALID_INPUT")));
         }
+    }
+
+    #[test]
+    fn position_arguments_parse_or_name_the_field() {
+        assert_eq!(position_argument(None, "atLeast"), Ok(None));
+        let p = position_argument(Some(" 42 "), "atLeast").expect("a position");
+        assert_eq!(p.map(|p| p.to_string()), Some("42".to_string()));
+        let e = position_argument(Some("soon"), "after").expect_err("not a position");
+        assert_eq!(e.field, vec!["after".to_string()]);
+        assert_eq!(e.code, ErrorCode::InvalidInput);
     }
 }

@@ -26,9 +26,8 @@ use crate::FulfillmentService;
 use async_graphql::{Context, ID};
 use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::graphql::conventions::{
-    decode_id, gql_error, internal_error, ErrorCode, UserError,
+    self, decode_id, gql_error, internal_error, ErrorCode, UserError,
 };
-use ichigen_shared::store::Position;
 use uuid::Uuid;
 
 /// The fulfillment service, put into the schema's data by the gateway.
@@ -102,19 +101,8 @@ pub(crate) async fn wait_at_least(
     ctx: &Context<'_>,
     at_least: Option<&str>,
 ) -> async_graphql::Result<()> {
-    let Some(text) = at_least else {
-        return Ok(());
-    };
-    let position = text.trim().parse::<Position>().map_err(|_| {
-        UserError::invalid(
-            &["atLeast"],
-            format!("{text:?} is not a position returned by this API"),
-        )
-    })?;
-    service(ctx)?
-        .wait_for(Some(position))
-        .await
-        .map_err(|e| gql_error(ErrorCode::Internal, format!("{e}; retry the read")))
+    let service = service(ctx)?;
+    conventions::wait_at_least(at_least, |p| service.wait_for(Some(p))).await
 }
 
 /// The API code of a domain refusal.

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use ichigen_shared::auth::Role;
 use ichigen_shared::envelope::RecordedEvent;
-use ichigen_shared::store::{Position, SubscribeFrom, SubscriptionFilter};
+use ichigen_shared::store::{SubscribeFrom, SubscriptionFilter};
 use uuid::Uuid;
 
 /// GraphQL type name of [`StoreEvent`], the type part of its global id.
@@ -156,12 +156,10 @@ impl EventFeedSubscription {
         let filter = feed_filter(categories, event_type_prefixes)?;
         let from = match after {
             None => SubscribeFrom::End,
-            Some(text) => SubscribeFrom::After(text.trim().parse::<Position>().map_err(|_| {
-                UserError::invalid(
-                    &["after"],
-                    format!("{text:?} is not a position returned by this API"),
-                )
-            })?),
+            Some(text) => match super::conventions::position_argument(Some(&text), "after")? {
+                Some(position) => SubscribeFrom::After(position),
+                None => SubscribeFrom::End,
+            },
         };
         let correlation_id = request_context(ctx)?.correlation_id;
         let subscription = store(ctx)?

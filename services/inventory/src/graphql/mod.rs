@@ -23,11 +23,10 @@ use crate::domain::InventoryError;
 use crate::handlers::HandlerError;
 use crate::InventoryService;
 use async_graphql::{Context, ID};
-use ichigen_shared::auth::{Actor, Role};
+
 use ichigen_shared::graphql::conventions::{
-    decode_id, gql_error, internal_error, ErrorCode, UserError,
+    self, decode_id, gql_error, internal_error, ErrorCode, UserError,
 };
-use ichigen_shared::store::Position;
 
 /// The inventory service, put into the schema's data by the gateway.
 pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a InventoryService> {
@@ -44,38 +43,15 @@ pub(crate) fn location_code(id: &ID, field: &str) -> Result<String, UserError> {
     decode_id(types::LOCATION_TYPE, id).map_err(|e| e.at(&[field]))
 }
 
-/// Store staff act for their own store only; other roles passed `require_role` already.
-pub(crate) fn require_store_scope(actor: &Actor, location: &str) -> async_graphql::Result<()> {
-    if actor.role == Role::StoreStaff && actor.store_id.as_deref() != Some(location) {
-        return Err(gql_error(
-            ErrorCode::Forbidden,
-            format!(
-                "store staff of {} may not act on location {location}",
-                actor.store_id.as_deref().unwrap_or("no store")
-            ),
-        ));
-    }
-    Ok(())
-}
+pub(crate) use ichigen_shared::graphql::conventions::require_store_scope;
 
 /// Waits for `atLeast` (read-your-writes) before a read.
 pub(crate) async fn wait_at_least(
     ctx: &Context<'_>,
     at_least: Option<&str>,
 ) -> async_graphql::Result<()> {
-    let Some(text) = at_least else {
-        return Ok(());
-    };
-    let position = text.trim().parse::<Position>().map_err(|_| {
-        UserError::invalid(
-            &["atLeast"],
-            format!("{text:?} is not a position returned by this API"),
-        )
-    })?;
-    service(ctx)?
-        .wait_for(Some(position))
-        .await
-        .map_err(|e| gql_error(ErrorCode::Internal, format!("{e}; retry the read")))
+    let service = service(ctx)?;
+    conventions::wait_at_least(at_least, |p| service.wait_for(Some(p))).await
 }
 
 /// Event metadata for a command this request causes (actor, correlation id).

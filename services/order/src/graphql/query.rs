@@ -46,18 +46,11 @@ impl OrderQuery {
     ) -> async_graphql::Result<Connection<OpaqueCursor<(DateTime<Utc>, Uuid)>, OrderObject>> {
         let actor = require_role(ctx, &[Role::Customer, Role::CsAgent, Role::Admin])?.clone();
         let svc = service(ctx)?;
-        if let Some(text) = at_least.as_deref() {
-            let position = text.trim().parse().map_err(|_| {
-                ichigen_shared::graphql::conventions::UserError::invalid(
-                    &["atLeast"],
-                    format!("{text:?} is not a position returned by this API"),
-                )
-            })?;
+        ichigen_shared::graphql::conventions::wait_at_least(at_least.as_deref(), |p| {
             svc.status_handle
-                .wait_for(position, std::time::Duration::from_secs(5))
-                .await
-                .map_err(|e| internal_error(ctx, "the order view is behind", &e))?;
-        }
+                .wait_for(p, std::time::Duration::from_secs(5))
+        })
+        .await?;
         forward_connection(after, first, |after, limit| async move {
             let (records, _) = match actor.role {
                 Role::Customer => svc.status.by_customer(&actor.subject, after, limit),
