@@ -316,21 +316,10 @@ fn render(caller: &Caller, state: &Rma, position: Option<Position>) -> Result<An
     .map_err(|e| internal(caller, &e, 500))
 }
 
-/// A failure whose outcome is unknown: the request fails unrecorded, so that its retry
-/// recovers.
 fn internal(caller: &Caller, error: &dyn std::fmt::Display, status: u16) -> Problem {
-    tracing::error!(correlation_id = %caller.correlation_id, %error, "WMS returns request failed");
-    Problem::internal(
-        status,
-        caller.correlation_id,
-        "the request could not be completed; nothing was recorded under its Idempotency-Key, \
-         so retry it with the same key",
-    )
+    caller.unrecorded(API, error, status)
 }
 
 fn fold_failure(caller: &Caller, e: &FoldError) -> Problem {
-    match e {
-        FoldError::Store(_) => internal(caller, e, 503),
-        FoldError::Unreadable { .. } => internal(caller, e, 500),
-    }
+    caller.fold_failure(API, e)
 }

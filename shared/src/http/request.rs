@@ -37,6 +37,29 @@ impl Caller {
             occurred_at,
         }
     }
+
+    /// A failure of a keyed write whose outcome is unknown, or a stream this build cannot
+    /// read: logged with the correlation id, answered with a generic problem (503: retry; 500:
+    /// retrying will not help). Nothing is recorded under the key, so a retry with the same
+    /// key recovers. `api` names the API in the log.
+    pub fn unrecorded(&self, api: &str, error: &dyn std::fmt::Display, status: u16) -> Problem {
+        tracing::error!(correlation_id = %self.correlation_id, %error, api, "integration request failed");
+        Problem::internal(
+            status,
+            self.correlation_id,
+            "the request could not be completed; nothing was recorded under its Idempotency-Key, \
+             so retry it with the same key",
+        )
+    }
+
+    /// [`Self::unrecorded`] for a stream that could not be folded: 503 for the store, 500 for
+    /// an event this build cannot read.
+    pub fn fold_failure(&self, api: &str, e: &crate::aggregate::FoldError) -> Problem {
+        match e {
+            crate::aggregate::FoldError::Store(_) => self.unrecorded(api, e, 503),
+            crate::aggregate::FoldError::Unreadable { .. } => self.unrecorded(api, e, 500),
+        }
+    }
 }
 
 /// A write that passed the checks every integration write goes through, in this order:

@@ -211,24 +211,12 @@ struct StepBody {
     position: Option<String>,
 }
 
-/// A failure whose outcome is unknown, or a stream this build cannot read: the request fails
-/// unrecorded, so that its retry recovers.
 fn internal(caller: &Caller, error: &dyn std::fmt::Display, status: u16) -> Problem {
-    tracing::error!(correlation_id = %caller.correlation_id, %error,
-        "WMS fulfillment request failed");
-    Problem::internal(
-        status,
-        caller.correlation_id,
-        "the request could not be completed; nothing was recorded under its Idempotency-Key, \
-         so retry it with the same key",
-    )
+    caller.unrecorded(KEYS.api, error, status)
 }
 
 fn fold_failure(caller: &Caller, e: &FoldError) -> Problem {
-    match e {
-        FoldError::Store(_) => internal(caller, e, 503),
-        FoldError::Unreadable { .. } => internal(caller, e, 500),
-    }
+    caller.fold_failure(KEYS.api, e)
 }
 
 /// Executes `plan` under its key and renders the answer (see the module docs for recovery).

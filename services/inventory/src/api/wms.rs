@@ -240,16 +240,8 @@ struct MovementBody<'a> {
     position: Option<String>,
 }
 
-/// A failure whose outcome is unknown, or a stream this build cannot read: the request fails
-/// unrecorded (see the module docs).
 fn internal(caller: &Caller, error: &dyn std::fmt::Display, status: u16) -> Problem {
-    tracing::error!(correlation_id = %caller.correlation_id, %error, "WMS request failed");
-    Problem::internal(
-        status,
-        caller.correlation_id,
-        "the request could not be completed; nothing was recorded under its Idempotency-Key, \
-         so retry it with the same key",
-    )
+    caller.unrecorded("WMS", error, status)
 }
 
 fn handler_problem(caller: &Caller, error: &HandlerError) -> Problem {

@@ -169,16 +169,8 @@ pub(crate) fn bulk_plan(values: Vec<serde_json::Value>) -> Plan {
     }
 }
 
-/// A failure whose outcome is unknown, or a stream this build cannot read: the request fails
-/// unrecorded, so that its retry recovers.
 fn internal(caller: &Caller, error: &dyn std::fmt::Display, status: u16) -> Problem {
-    tracing::error!(correlation_id = %caller.correlation_id, %error, "PIM request failed");
-    Problem::internal(
-        status,
-        caller.correlation_id,
-        "the request could not be completed; nothing was recorded under its Idempotency-Key, \
-         so retry it with the same key",
-    )
+    caller.unrecorded("PIM", error, status)
 }
 
 /// Executes `plan` and renders its answer (see the module docs for recovery).
