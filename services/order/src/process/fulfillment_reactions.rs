@@ -190,6 +190,23 @@ impl FulfillmentShape {
     }
 }
 
+/// The event types the reactions handle ([`FulfillmentReactions::handle`]). The subscription
+/// takes only these: every placement's `OrderPlaced` and `PaymentAuthorized` (the bulk of the
+/// order category) would otherwise be delivered, decoded and ignored.
+const REACTS_TO: [&str; 11] = [
+    "FulfillmentShipped.",
+    "FulfillmentReadyForPickup.",
+    "FulfillmentPickedUp.",
+    "FulfillmentDelivered.",
+    "FulfillmentPickupExpired.",
+    "FulfillmentLinesPicked.",
+    "OrderShipped.",
+    "OrderPickedUp.",
+    "OrderLinesCancelled.",
+    "LineShortPicked.",
+    "LineReassigned.",
+];
+
 /// Follows fulfillment and order events and applies their consequences (module docs).
 #[derive(Clone)]
 pub struct FulfillmentReactions {
@@ -243,7 +260,7 @@ impl FulfillmentReactions {
     }
 
     async fn run(&self, idle: Option<Duration>) -> Result<usize, ReactionError> {
-        let filter = SubscriptionFilter::categories(["fulfillment", crate::CATEGORY]);
+        let filter = SubscriptionFilter::event_types(REACTS_TO);
         let mut follower = Follower::start(self.store.clone(), &self.checkpoint, filter).await?;
         let mut handled = 0;
         while let Some(event) = follower.next(idle).await {
