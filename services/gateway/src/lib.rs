@@ -14,3 +14,10 @@ pub mod http;
 pub mod returns_wiring;
 pub mod serve;
 pub mod wiring;
+
+/// The allocator of every binary built on the gateway (the `ichigen` server, its benches and
+/// tests). The orders path allocates per request (JSON, GraphQL, events), and glibc's malloc
+/// was ~15 % of the CPU of the orders bench (`_int_malloc`, `free`, `malloc_consolidate`);
+/// mimalloc's thread-local free lists are cheaper there. See BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
