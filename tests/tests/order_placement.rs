@@ -233,6 +233,66 @@ async fn an_order_is_priced_sourced_reserved_and_authorized_once() {
     assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 2));
 }
 
+/// A placement reads the order stream only when its owner still holds stock: a retry of an
+/// order whose holds are all closed is first taken for a new order, and must still be
+/// answered with the recorded order and leave no stock held, also when the stock it would
+/// take is gone, and be refused with the key's other request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_orders_holds_closed_replays_and_holds_nothing() {
+    use ichigen_order::ports::ReservationRef;
+    let w = world(None).await;
+    w.receive("TEE-M", "DC-TKY", 5).await;
+    let req = request("k-closed", vec![ship_to_tokyo("TEE-M", 2)]);
+    let placed = w.orders.place(req.clone(), customer("c-1")).await.unwrap();
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 2));
+    // The order's holds are released (as the reactions do after a cancellation).
+    let refs: Vec<ReservationRef> = placed
+        .order
+        .lines
+        .iter()
+        .flat_map(|l| {
+            l.allocations.iter().map(|a| ReservationRef {
+                reservation_id: a.reservation_id.clone(),
+                sku: l.sku.clone(),
+                location: a.location.clone(),
+            })
+        })
+        .collect();
+    w.orders
+        .inventory()
+        .release(&refs, Metadata::new(Actor::system("test")))
+        .await
+        .unwrap();
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 0));
+    w.stock_settled().await;
+    // The retry: the recorded order, nothing held.
+    let again = w.orders.place(req.clone(), customer("c-1")).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.order_id, placed.order_id);
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 0));
+    // Another order takes all the stock: the retry still gets its order, not a shortage.
+    w.orders
+        .place(
+            request("k-all", vec![ship_to_tokyo("TEE-M", 5)]),
+            customer("c-1"),
+        )
+        .await
+        .unwrap();
+    w.stock_settled().await;
+    let third = w.orders.place(req, customer("c-1")).await.unwrap();
+    assert!(third.replayed);
+    assert_eq!(third.order_id, placed.order_id);
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 5));
+    // The key with another request is refused, and holds nothing.
+    let other = request("k-closed", vec![ship_to_tokyo("TEE-M", 1)]);
+    let err = w.orders.place(other, customer("c-1")).await.unwrap_err();
+    assert!(
+        matches!(&err, PlaceError::Order(e) if e.field() == Some("idempotencyKey")),
+        "{err}"
+    );
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 5));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shortages_unknown_skus_and_declines_leave_nothing_reserved() {
     let w = world(Some(10_000)).await;

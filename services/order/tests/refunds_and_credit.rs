@@ -78,8 +78,33 @@ impl InventoryPort for FakeInventory {
         Ok(None)
     }
 
-    async fn holds_of(&self, _owner_prefix: &str) -> Result<Vec<OpenHold>, InventoryPortError> {
-        Ok(vec![])
+    /// The holds reserved under the owner (or a retry's `~k` owner) and neither released nor
+    /// consumed in full, as the inventory's hold tracker reports them.
+    async fn holds_of(&self, owner_prefix: &str) -> Result<Vec<OpenHold>, InventoryPortError> {
+        let released = self.released.lock().unwrap().clone();
+        let consumed = self.consumed.lock().unwrap().clone();
+        Ok(self
+            .reserved
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(owner, _)| {
+                owner == owner_prefix || owner.starts_with(&format!("{owner_prefix}~"))
+            })
+            .filter(|(_, r)| {
+                !released.contains(&r.reservation_id)
+                    && consumed.get(&r.reservation_id).copied().unwrap_or(0) < r.qty
+            })
+            .map(|(owner, r)| OpenHold {
+                owner: owner.clone(),
+                reservation: ReservationRef {
+                    reservation_id: r.reservation_id.clone(),
+                    sku: r.sku.clone(),
+                    location: r.location.clone(),
+                },
+                since: Utc::now(),
+            })
+            .collect())
     }
 
     async fn confirm(

@@ -6,8 +6,12 @@
 //! placement left are freed by its retry (step 3) or, if the client never comes back, by
 //! [`OrderHandlers::release_unrecorded_holds`] once they are older than [`HOLD`].
 //!
-//! 1. Load `order-<id>`: if it exists, the same request gets the recorded order back; another
-//!    request under the same key is `IDEMPOTENCY_KEY_REUSED`.
+//! 1. If the order's owner still holds stock, load `order-<id>`: if it exists, the same
+//!    request gets the recorded order back; another request under the same key is
+//!    `IDEMPOTENCY_KEY_REUSED`. Otherwise the order is assumed new and nothing is read (the
+//!    read was a third of a placement's reads); a retry of a recorded order whose holds are all
+//!    closed fails at the latest on the append (`NoStream`), releases what it took, and is then
+//!    answered from the stream the same way.
 //! 2. Price every line from the catalog view (never from the client); unknown or inactive
 //!    SKUs are refused, naming the line.
 //! 3. Free what an earlier, cut-off attempt left held, and reserve under a fresh owner.
@@ -303,18 +307,76 @@ impl OrderHandlers {
         let order_id = order_id_for(&placed_by, &request.idempotency_key);
         let fingerprint = fingerprint(&request);
         let _placing = self.placing.lock(order_id).await;
-        let (existing, _) = self.load(order_id).await?;
-        if let Some(header) = &existing.header {
-            if header.request_fingerprint != fingerprint {
-                return Err(OrderError::IdempotencyKeyReused.into());
+        // A recorded order that still holds stock has open holds under its owner: only then,
+        // or when a step below fails, is the order stream read. A new order (nearly every
+        // placement) costs no read.
+        let base = format!("order:{order_id}");
+        let leftovers = self.inventory.holds_of(&base).await?;
+        if !leftovers.is_empty() {
+            if let Some(recorded) = self.recorded(order_id, &fingerprint).await? {
+                return Ok(recorded);
             }
-            return Ok(Placed {
-                order_id,
-                order: existing,
-                position: None,
-                replayed: true,
-            });
         }
+        let attempt = self
+            .place_new(
+                order_id,
+                request,
+                fingerprint.clone(),
+                base,
+                leftovers,
+                &metadata,
+            )
+            .await;
+        match attempt {
+            Ok(placed) => Ok(placed),
+            // A retry of an order recorded earlier whose holds are all closed (shipped,
+            // cancelled) was taken for a new one: it failed somewhere (the stock it already
+            // took, the payment, the append) and released what it held. Answer with the
+            // recorded order, or say the key was used for another request.
+            Err(e) => match self.recorded(order_id, &fingerprint).await? {
+                Some(recorded) => Ok(recorded),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The recorded order `order_id` if there is one (`None`): a replay when its request had
+    /// this `fingerprint`, else `IDEMPOTENCY_KEY_REUSED`.
+    async fn recorded(
+        &self,
+        order_id: Uuid,
+        fingerprint: &str,
+    ) -> Result<Option<Placed>, PlaceError> {
+        let (existing, _) = self.load(order_id).await?;
+        let Some(header) = &existing.header else {
+            return Ok(None);
+        };
+        if header.request_fingerprint != fingerprint {
+            return Err(OrderError::IdempotencyKeyReused.into());
+        }
+        Ok(Some(Placed {
+            order_id,
+            order: existing,
+            position: None,
+            replayed: true,
+        }))
+    }
+
+    /// Steps 2–6 for an order assumed new (see the module documentation). Whatever fails
+    /// after the reservation releases it; an append that finds the stream already there also
+    /// releases it and fails (the caller then answers with the recorded order).
+    async fn place_new(
+        &self,
+        order_id: Uuid,
+        request: PlaceRequest,
+        fingerprint: String,
+        base: String,
+        leftovers: Vec<crate::ports::OpenHold>,
+        metadata: &Metadata,
+    ) -> Result<Placed, PlaceError> {
+        let metadata = metadata.clone();
+        let placed_by = metadata.actor.subject.clone();
+        let existing = Order::default();
         let lines = self.price(&request)?;
         // A bad credit is refused before anything is reserved (the domain checks it again).
         if let (Some(credit), Some(first)) = (&request.credit, lines.first()) {
@@ -329,8 +391,6 @@ impl OrderHandlers {
         };
         // Holds a cut-off earlier attempt left (a crash between reserve and record): free them,
         // and take a fresh owner so that no reservation id of that attempt is reused.
-        let base = format!("order:{order_id}");
-        let leftovers = self.inventory.holds_of(&base).await?;
         let owner = if leftovers.is_empty() {
             base
         } else {
@@ -445,11 +505,14 @@ impl OrderHandlers {
         };
         let mut state = existing;
         let mut new_events = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
+        for event in events.iter() {
             state.apply(event);
             new_events.push(NewEvent {
-                // Derived: a retried append after an unknown outcome is deduplicated.
-                id: ichigen_shared::ids::derived_event_id(&format!("{order_id}/placed"), i),
+                // Fresh ids, not derived from the order: a retry of a recorded order whose
+                // holds are all closed is taken for a new one (nothing was read), and its
+                // append must then fail on `NoStream` rather than be deduplicated into a
+                // success. `NoStream` alone keeps the order from being recorded twice.
+                id: Uuid::new_v4(),
                 event_type: event.event_type().to_string(),
                 data: event
                     .payload_json()
@@ -467,15 +530,11 @@ impl OrderHandlers {
             .await
         {
             Ok(appended) => appended,
-            // A concurrent retry of the same request recorded it first: answer with that.
-            Err(StoreError::WrongExpectedVersion { .. }) => {
-                let (order, _) = self.load(order_id).await?;
-                return Ok(Placed {
-                    order_id,
-                    order,
-                    position: None,
-                    replayed: true,
-                });
+            // The order exists: a retry of a recorded order whose holds were all closed.
+            // Free what this attempt took; the caller answers with the recorded order.
+            Err(e @ StoreError::WrongExpectedVersion { .. }) => {
+                self.release_quietly(&refs, &metadata).await;
+                return Err(e.into());
             }
             Err(e) => return Err(e.into()),
         };
