@@ -49,6 +49,8 @@ struct FakeInventory {
     reserved: Mutex<Vec<(String, ReservationRequest)>>,
     consumed: Mutex<BTreeMap<String, i64>>,
     released: Mutex<Vec<String>>,
+    /// The hold tracker has not caught up yet: `holds_of` sees nothing.
+    lagging: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -81,6 +83,9 @@ impl InventoryPort for FakeInventory {
     /// The holds reserved under the owner (or a retry's `~k` owner) and neither released nor
     /// consumed in full, as the inventory's hold tracker reports them.
     async fn holds_of(&self, owner_prefix: &str) -> Result<Vec<OpenHold>, InventoryPortError> {
+        if self.lagging.load(Ordering::SeqCst) {
+            return Ok(vec![]);
+        }
         let released = self.released.lock().unwrap().clone();
         let consumed = self.consumed.lock().unwrap().clone();
         Ok(self
@@ -949,4 +954,21 @@ async fn a_retry_with_the_same_credit_replays_and_another_credit_reuses_the_key(
             .await,
         Err(PlaceError::Order(OrderError::IdempotencyKeyReused))
     ));
+}
+
+/// Right after a placement the hold tracker may not show its holds yet. A retry arriving then
+/// must still be answered from the stream: no second authorization, nothing reserved again,
+/// and above all none of the recorded order's holds released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_before_the_tracker_saw_the_holds_replays_and_releases_nothing() {
+    let w = world().await;
+    let first = w.place("k-lag", None).await;
+    let reserved = w.inventory.reserved.lock().unwrap().len();
+    w.inventory.lagging.store(true, Ordering::SeqCst);
+    let again = w.place("k-lag", None).await;
+    assert!(again.replayed);
+    assert_eq!(again.order_id, first.order_id);
+    assert!(w.inventory.released.lock().unwrap().is_empty());
+    assert_eq!(w.inventory.reserved.lock().unwrap().len(), reserved);
+    assert_eq!(w.provider.authorizations.load(Ordering::SeqCst), 1);
 }

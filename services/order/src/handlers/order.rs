@@ -237,6 +237,35 @@ pub struct OrderHandlers {
     /// Orders [`Self::release_unrecorded_holds`] found recorded (so each is read once), pruned
     /// to the orders that still hold stock.
     recorded: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+    /// Orders this process placed lately. The hold tracker follows the store a moment behind,
+    /// so right after a placement it may not show the order's holds yet; a retry arriving
+    /// then must still read the stream rather than be taken for a new order.
+    recently_placed: Arc<std::sync::Mutex<RecentlyPlaced>>,
+}
+
+/// A bounded memory of placed order ids, oldest forgotten first. [`RECENTLY_PLACED`] ids cover
+/// far more than the tracker's lag (a minute and more at thousands of orders a second, where the
+/// tracker lags by milliseconds).
+#[derive(Default)]
+struct RecentlyPlaced {
+    ids: std::collections::HashSet<Uuid>,
+    order: std::collections::VecDeque<Uuid>,
+}
+
+/// How many placed order ids [`RecentlyPlaced`] remembers.
+const RECENTLY_PLACED: usize = 262_144;
+
+impl RecentlyPlaced {
+    fn insert(&mut self, id: Uuid) {
+        if self.ids.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > RECENTLY_PLACED {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 /// Stripes of the placement lock.
@@ -274,6 +303,7 @@ impl OrderHandlers {
             placing: Arc::new(StripedLock::new(PLACING_STRIPES)),
             refunding: Arc::new(StripedLock::new(PLACING_STRIPES)),
             recorded: Arc::default(),
+            recently_placed: Arc::default(),
         }
     }
 
@@ -312,7 +342,13 @@ impl OrderHandlers {
         // placement) costs no read.
         let base = format!("order:{order_id}");
         let leftovers = self.inventory.holds_of(&base).await?;
-        if !leftovers.is_empty() {
+        let placed_lately = self
+            .recently_placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ids
+            .contains(&order_id);
+        if placed_lately || !leftovers.is_empty() {
             if let Some(recorded) = self.recorded(order_id, &fingerprint).await? {
                 return Ok(recorded);
             }
@@ -328,7 +364,13 @@ impl OrderHandlers {
             )
             .await;
         match attempt {
-            Ok(placed) => Ok(placed),
+            Ok(placed) => {
+                self.recently_placed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(order_id);
+                Ok(placed)
+            }
             // A retry of an order recorded earlier whose holds are all closed (shipped,
             // cancelled) was taken for a new one: it failed somewhere (the stock it already
             // took, the payment, the append) and released what it held. Answer with the
@@ -530,10 +572,37 @@ impl OrderHandlers {
             .await
         {
             Ok(appended) => appended,
-            // The order exists: a retry of a recorded order whose holds were all closed.
-            // Free what this attempt took; the caller answers with the recorded order.
+            // The order exists: a retry of a recorded order taken for a new one. Free what
+            // this attempt took, but never the recorded order's own holds: a reservation id it
+            // shares with them (same id, SKU and location) was a no-op on their hold. The
+            // caller answers with the recorded order.
             Err(e @ StoreError::WrongExpectedVersion { .. }) => {
-                self.release_quietly(&refs, &metadata).await;
+                let (recorded, _) = self.load(order_id).await?;
+                let theirs: std::collections::HashSet<(&str, &str, &str)> = recorded
+                    .lines
+                    .iter()
+                    .flat_map(|l| {
+                        l.allocations.iter().map(move |a| {
+                            (
+                                a.reservation_id.as_str(),
+                                l.sku.as_str(),
+                                a.location.as_str(),
+                            )
+                        })
+                    })
+                    .collect();
+                let ours: Vec<ReservationRef> = refs
+                    .iter()
+                    .filter(|r| {
+                        !theirs.contains(&(
+                            r.reservation_id.as_str(),
+                            r.sku.as_str(),
+                            r.location.as_str(),
+                        ))
+                    })
+                    .cloned()
+                    .collect();
+                self.release_quietly(&ours, &metadata).await;
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
