@@ -21,7 +21,8 @@ pub struct RmaQuery;
 #[Object]
 impl RmaQuery {
     /// The return policy: the reasons a customer may choose and the grades inspectors give
-    /// (retired ones included, marked `active: false`). For every signed-in user.
+    /// (retired ones included, marked `active: false`). For everyone, signed in or not: a
+    /// storefront shows it before the customer signs in.
     async fn return_policy(&self, ctx: &Context<'_>) -> async_graphql::Result<ReturnPolicyObject> {
         request_context(ctx)?;
         let (policy, _) = service(ctx)?
