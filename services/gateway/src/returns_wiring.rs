@@ -111,6 +111,23 @@ impl OrdersPort for InProcessOrders {
             .and_then(|(order, times)| facts_of(&order, &times)))
     }
 
+    async fn find(&self, order_id: Uuid) -> Result<Option<FoundOrder>, PortError> {
+        let Some((order, times)) = self.load_with_times(order_id).await? else {
+            return Ok(None);
+        };
+        let (Some(facts), Some(header)) = (facts_of(&order, &times), order.header.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(Some(FoundOrder {
+            placed_at: header.placed_at,
+            status: order
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            facts,
+        }))
+    }
+
     async fn orders_of_customer(
         &self,
         customer_id: &str,
@@ -119,23 +136,10 @@ impl OrdersPort for InProcessOrders {
         let (records, _) = self.0.status.by_customer(customer_id, None, limit);
         let mut found = Vec::with_capacity(records.len());
         for record in records {
-            let Some(header) = record.order.header.as_ref() else {
-                continue;
-            };
-            let order_id = header.order_id;
-            if let Some((order, times)) = self.load_with_times(order_id).await? {
-                let (Some(facts), Some(h)) = (facts_of(&order, &times), order.header.as_ref())
-                else {
-                    continue;
-                };
-                found.push(FoundOrder {
-                    placed_at: h.placed_at,
-                    status: order
-                        .status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    facts,
-                });
+            // The view has the order, not when its lines were delivered: that is in the
+            // stream's event times.
+            if let Some(order_id) = record.order.header.as_ref().map(|h| h.order_id) {
+                found.extend(self.find(order_id).await?);
             }
         }
         Ok(found)

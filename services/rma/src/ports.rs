@@ -106,6 +106,10 @@ pub trait OrdersPort: Send + Sync {
     /// at zero: the returns handlers fill it in.
     async fn facts(&self, order_id: Uuid) -> Result<Option<OrderFacts>, PortError>;
 
+    /// One order with what store staff see of it when they look it up (`None`: no such
+    /// order).
+    async fn find(&self, order_id: Uuid) -> Result<Option<FoundOrder>, PortError>;
+
     /// Orders of a customer, newest first, at most `limit` (store staff look a customer up).
     async fn orders_of_customer(
         &self,

@@ -78,6 +78,10 @@ impl OrdersPort for Orders {
         }))
     }
 
+    async fn find(&self, _: Uuid) -> Result<Option<FoundOrder>, PortError> {
+        Ok(None)
+    }
+
     async fn orders_of_customer(&self, _: &str, _: usize) -> Result<Vec<FoundOrder>, PortError> {
         Ok(Vec::new())
     }
