@@ -70,16 +70,6 @@ impl ServiceError {
         }
     }
 
-    /// The finer name of a refusal (`EXCEEDS_RETURNABLE`, `ORDER_NOT_FOUND`, …).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ServiceError::Handler(e) => e.kind(),
-            ServiceError::Port(PortError::Refused { .. }) => "REFUSED_BY_ORDER_SERVICE",
-            ServiceError::Port(PortError::Unavailable(_)) => "INTERNAL",
-            ServiceError::OrderNotFound(_) => "ORDER_NOT_FOUND",
-        }
-    }
-
     /// The input field to blame (a camelCase path such as `lines.0.qty`), if any.
     pub fn field(&self) -> Option<&str> {
         match self {

@@ -318,11 +318,10 @@ impl From<OrderHistoryEntry> for OrderHistoryObject {
     }
 }
 
-/// `UnitGraded.v1` → `UnitGraded`.
+/// `UnitGraded.v1` → `UnitGraded` (the envelope's own split).
 fn event_name(event_type: &str) -> String {
-    event_type
-        .split_once('.')
-        .map_or(event_type, |(name, _)| name)
+    ichigen_shared::envelope::split_event_type(event_type)
+        .0
         .to_owned()
 }
 

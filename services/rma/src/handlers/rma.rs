@@ -12,9 +12,9 @@
 //!   the caller passed. The order's returns come from an in-memory index (order id → return
 //!   ids) built from the store on first use ([`RmaHandlers::rebuild_index`]) and kept up to date
 //!   by every request this process accepts.
-//! - **Money already refunded.** The caller passes `refundable_left` to `IssueRefund`;
-//!   [`RmaHandlers::refunded_total`] sums what the order's returns refunded, for a caller whose
-//!   order figures do not include them yet.
+//! - **Money already refunded.** The caller passes `refundable_left` to `IssueRefund`: the
+//!   order's `captured − refunded`. Return refunds go through the order's payment
+//!   ([`crate::service::RmaService::refund`]), so the order's `refunded` already includes them.
 //!
 //! The lock and the index are per process, which fits the embedded store (one process per data
 //! directory). Several processes requesting returns of the same order against one KurrentDB
@@ -235,8 +235,7 @@ impl RmaHandlers {
     /// [`Self::request`] (its `rma_id` must be `rma_id`), so it is serialised like any other.
     ///
     /// For `IssueRefund` the caller supplies `refundable_left`: the order's `captured −
-    /// refunded`, where `refunded` includes what returns refunded (add [`Self::refunded_total`]
-    /// if the order does not record return refunds).
+    /// refunded` (which includes what returns refunded: they are paid through the order).
     pub async fn execute(
         &self,
         rma_id: Uuid,
@@ -299,8 +298,8 @@ impl RmaHandlers {
     }
 
     /// Money the order's returns refunded (`RefundIssued` amounts), in `currency` (the
-    /// order's). Add it to the order's `refunded` when the order does not record return refunds
-    /// itself, before computing `refundable_left`.
+    /// order's), for reports. Never add it to the order's `refunded`: return refunds are paid
+    /// through the order, whose `refunded` counts them already.
     pub async fn refunded_total(
         &self,
         order_id: Uuid,
