@@ -93,6 +93,40 @@ impl Follower {
         }
     }
 
+    /// The loop of a process manager: every event to `handle`, in order, each then recorded
+    /// as handled; `stop_after_idle` as for [`Self::next`]. Returns how many events it handled.
+    ///
+    /// An error for which `retryable` holds (an outage) stops the run and is returned, so the
+    /// caller restarts from the checkpoint and the event is handled again. Any other error
+    /// would come back every time (a rule refused the effect): `skipped` reports it (with the
+    /// event's position and type) and the
+    /// event counts as handled, so that it does not hold up every event after it.
+    pub async fn run<E, Fut>(
+        mut self,
+        stop_after_idle: Option<Duration>,
+        mut handle: impl FnMut(RecordedEvent) -> Fut,
+        retryable: impl Fn(&E) -> bool,
+        skipped: impl Fn(Position, &str, &E),
+    ) -> Result<usize, E>
+    where
+        E: From<StoreError>,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        let mut handled = 0;
+        while let Some(event) = self.next(stop_after_idle).await {
+            let event = event?;
+            let (position, event_type) = (event.position, event.event_type.clone());
+            match handle(event).await {
+                Ok(()) => {}
+                Err(e) if retryable(&e) => return Err(e),
+                Err(e) => skipped(position, &event_type, &e),
+            }
+            handled += 1;
+            self.handled(position).await?;
+        }
+        Ok(handled)
+    }
+
     /// Records that the event at `position` is handled (saved with the next save).
     pub async fn handled(&mut self, position: Position) -> Result<(), StoreError> {
         self.unsaved = Some(position);

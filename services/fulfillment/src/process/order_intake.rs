@@ -266,13 +266,17 @@ impl OrderIntake {
 
     async fn run(&self) -> Result<(), IntakeError> {
         let filter = SubscriptionFilter::event_types(["OrderPlaced.", "LineReassigned."]);
-        let mut follower = Follower::start(self.store.clone(), NAME, filter).await?;
-        while let Some(event) = follower.next(None).await {
-            let event = event?;
-            self.handle(&event).await?;
-            follower.handled(event.position).await?;
-        }
-        Ok(())
+        // Every failure is retried: skipping an order would lose its fulfillment orders.
+        Follower::start(self.store.clone(), NAME, filter)
+            .await?
+            .run(
+                None,
+                |event| async move { self.handle(&event).await.map(|_| ()) },
+                |_| true,
+                |_, _, _| {},
+            )
+            .await
+            .map(|_| ())
     }
 }
 

@@ -261,24 +261,22 @@ impl FulfillmentReactions {
 
     async fn run(&self, idle: Option<Duration>) -> Result<usize, ReactionError> {
         let filter = SubscriptionFilter::event_types(REACTS_TO);
-        let mut follower = Follower::start(self.store.clone(), &self.checkpoint, filter).await?;
-        let mut handled = 0;
-        while let Some(event) = follower.next(idle).await {
-            let event = event?;
-            match self.handle(&event).await {
-                Ok(()) => {}
-                Err(e) if e.is_retryable() => return Err(e),
-                Err(e) => tracing::warn!(
-                    position = %event.position,
-                    event_type = %event.event_type,
-                    error = %e,
-                    "reaction refused; event skipped"
-                ),
-            }
-            handled += 1;
-            follower.handled(event.position).await?;
-        }
-        Ok(handled)
+        Follower::start(self.store.clone(), &self.checkpoint, filter)
+            .await?
+            .run(
+                idle,
+                |event| async move { self.handle(&event).await },
+                ReactionError::is_retryable,
+                |position, event_type, e| {
+                    tracing::warn!(
+                        %position,
+                        event_type,
+                        error = %e,
+                        "reaction refused; event skipped"
+                    )
+                },
+            )
+            .await
     }
 
     /// Reacts to one event (any other event is ignored).

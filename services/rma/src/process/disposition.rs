@@ -101,24 +101,22 @@ impl DispositionProcess {
 
     async fn run(&self, idle: Option<Duration>) -> Result<usize, DispositionError> {
         let filter = SubscriptionFilter::event_types([GRADED]);
-        let mut follower = Follower::start(self.store.clone(), NAME, filter).await?;
-        let mut handled = 0;
-        while let Some(event) = follower.next(idle).await {
-            let event = event?;
-            match self.handle(&event).await {
-                Ok(()) => {}
-                Err(e) if e.is_retryable() => return Err(e),
-                Err(e) => tracing::error!(
-                    position = %event.position,
-                    stream = %event.stream,
-                    error = %e,
-                    "a graded unit's disposition was refused; skipped (record its stock by hand)"
-                ),
-            }
-            handled += 1;
-            follower.handled(event.position).await?;
-        }
-        Ok(handled)
+        Follower::start(self.store.clone(), NAME, filter)
+            .await?
+            .run(
+                idle,
+                |event| async move { self.handle(&event).await },
+                DispositionError::is_retryable,
+                |position, event_type, e| {
+                    tracing::error!(
+                        %position,
+                        event_type,
+                        error = %e,
+                        "a graded unit's disposition was refused; skipped (record its stock by hand)"
+                    )
+                },
+            )
+            .await
     }
 
     /// Disposes of the unit one `UnitGraded` event names (other events are ignored).
