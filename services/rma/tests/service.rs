@@ -44,6 +44,8 @@ struct Orders {
     refunds: Mutex<BTreeMap<String, Money>>,
     /// The next new refund is paid, then the call fails (a crash before the return records it).
     fail_after_paying: AtomicBool,
+    /// Replacement orders placed, by idempotency key.
+    placed: Mutex<Vec<String>>,
 }
 
 impl Orders {
@@ -116,12 +118,22 @@ impl OrdersPort for Orders {
         Ok(self.refunds.lock().unwrap().get(operation).copied())
     }
 
+    /// A replacement of ¥2,000 per order (cheaper than the returned units), idempotent per
+    /// key like the order service's placement.
     async fn place_exchange(
         &self,
-        _: ExchangeRequest,
+        request: ExchangeRequest,
         _: Metadata,
     ) -> Result<ExchangePlaced, PortError> {
-        Err(PortError::Unavailable("not in this test".into()))
+        tokio::task::yield_now().await;
+        let mut placed = self.placed.lock().unwrap();
+        if !placed.contains(&request.idempotency_key) {
+            placed.push(request.idempotency_key.clone());
+        }
+        Ok(ExchangePlaced {
+            order_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, request.idempotency_key.as_bytes()),
+            total: yen(2000),
+        })
     }
 }
 
@@ -246,4 +258,37 @@ async fn a_refund_paid_but_not_recorded_is_recorded_with_the_same_amount_on_retr
     assert_eq!(orders.refunded(), paid);
     let amounts: Vec<Decimal> = retried.state.refunds.values().map(|m| m.amount).collect();
     assert_eq!(amounts, vec![Decimal::from(3020)]);
+}
+
+/// A refund and an exchange of the same units at once: the units are settled once, by one of
+/// them; the other moves no money and places no order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_and_an_exchange_of_the_same_units_at_once_settle_them_once() {
+    for round in 0..8 {
+        let (_dir, svc, orders) = service().await;
+        let id = received_return(&svc, &format!("r{round}"), 1).await;
+        let lines = vec![ichigen_rma::ports::ExchangeLine {
+            sku: "TEE-L".into(),
+            qty: 1,
+            delivery: ichigen_rma::ports::ExchangeDelivery::Pickup { store: "S1".into() },
+        }];
+        let (refund, exchange) =
+            tokio::join!(svc.refund(id, meta()), svc.exchange(id, lines, meta()));
+        assert!(
+            refund.is_ok() != exchange.is_ok(),
+            "round {round}: exactly one settles: {refund:?} / {exchange:?}"
+        );
+        let (rma, _) = svc.handlers.load(id).await.unwrap();
+        let placed = orders.placed.lock().unwrap().len();
+        if refund.is_ok() {
+            // Refunded ¥2,990, nothing placed.
+            assert_eq!((orders.refunded(), placed), (Decimal::from(2990), 0));
+            assert!(rma.exchanges.is_empty());
+        } else {
+            // Exchanged for ¥2,000: one order, the ¥990 difference refunded.
+            assert_eq!((orders.refunded(), placed), (Decimal::from(990), 1));
+            assert_eq!(rma.refunds.len(), 0);
+            assert_eq!(rma.exchanges.len(), 1);
+        }
+    }
 }
