@@ -105,6 +105,32 @@ impl UserError {
         UserError::new(ErrorCode::InvalidInput, field, message)
     }
 
+    /// A domain refusal as a payload error: its `field` (a dotted camelCase path such as
+    /// `lines.0.qty`, `None` for the whole request) placed under `input`, each segment named in
+    /// `renames` spelled as the GraphQL input spells it (`[("qty", "quantity")]`).
+    pub fn refusal(
+        code: ErrorCode,
+        field: Option<&str>,
+        renames: &[(&str, &str)],
+        message: impl Into<String>,
+    ) -> Self {
+        let mut path = vec!["input".to_string()];
+        if let Some(f) = field {
+            path.extend(f.split('.').map(|segment| {
+                renames
+                    .iter()
+                    .find(|(domain, _)| *domain == segment)
+                    .map_or(segment, |(_, api)| api)
+                    .to_string()
+            }));
+        }
+        UserError {
+            field: path,
+            code,
+            message: message.into(),
+        }
+    }
+
     /// Places an error reported relative to a nested input under the path of that input, so
     /// that helpers such as [`MoneyInput::parse`] need not know where they are used:
     /// `price.parse().map_err(|e| e.under(&["input", "price"]))`.
@@ -659,5 +685,18 @@ mod tests {
         let e = position_argument(Some("soon"), "after").expect_err("not a position");
         assert_eq!(e.field, vec!["after".to_string()]);
         assert_eq!(e.code, ErrorCode::InvalidInput);
+    }
+
+    #[test]
+    fn refusals_place_their_field_under_input_with_the_api_spelling() {
+        let e = UserError::refusal(
+            ErrorCode::InvalidInput,
+            Some("lines.0.qty"),
+            &[("qty", "quantity")],
+            "too many",
+        );
+        assert_eq!(e.field, ["input", "lines", "0", "quantity"]);
+        let whole = UserError::refusal(ErrorCode::Conflict, None, &[], "no");
+        assert_eq!(whole.field, ["input"]);
     }
 }

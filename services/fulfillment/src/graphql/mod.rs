@@ -116,11 +116,7 @@ pub(crate) fn error_code(error: &FulfillmentError) -> ErrorCode {
 
 /// A domain refusal as a payload error, its field placed under `input`.
 pub(crate) fn user_error(error: &FulfillmentError) -> UserError {
-    let mut field = vec!["input"];
-    if let Some(f) = error.field() {
-        field.extend(f.split('.'));
-    }
-    UserError::new(error_code(error), &field, error.to_string())
+    UserError::refusal(error_code(error), error.field(), &[], error.to_string())
 }
 
 /// Refusals become payload errors; everything else is a top-level error.

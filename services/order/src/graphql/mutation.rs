@@ -295,21 +295,19 @@ fn place_errors(e: PlaceError) -> Result<Vec<UserError>, PlaceError> {
     };
     Ok(match e {
         PlaceError::Order(e) => {
-            let mut field = vec!["input".to_string()];
-            if let Some(f) = e.field() {
-                // The domain says `qty`; the GraphQL input says `quantity`.
-                field.extend(
-                    f.split('.')
-                        .map(|p| if p == "qty" { "quantity" } else { p }.to_string()),
-                );
-            }
             let code = match e.code() {
                 "NOT_FOUND" => ErrorCode::NotFound,
                 "CONFLICT" => ErrorCode::Conflict,
                 "INSUFFICIENT_STOCK" => ErrorCode::InsufficientStock,
                 _ => ErrorCode::InvalidInput,
             };
-            vec![err(code, field, e.to_string())]
+            // The domain says `qty`; the GraphQL input says `quantity`.
+            vec![UserError::refusal(
+                code,
+                e.field(),
+                &[("qty", "quantity")],
+                e.to_string(),
+            )]
         }
         PlaceError::Catalog { index, sku, reason } => vec![err(
             ErrorCode::NotFound,

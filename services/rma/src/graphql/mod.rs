@@ -122,19 +122,12 @@ pub(crate) fn payload_errors(
     if !error.is_refusal() {
         return Err(internal_error(ctx, "the returns command failed", &error));
     }
-    let mut field = vec!["input"];
-    if let Some(f) = error.field() {
-        // The domain says `qty` and `rmaLineId`; the GraphQL inputs spell them `quantity`
-        // and `lineId`.
-        field.extend(f.split('.').map(|s| match s {
-            "qty" => "quantity",
-            "rmaLineId" => "lineId",
-            s => s,
-        }));
-    }
-    Ok(vec![UserError::new(
+    // The domain says `qty` and `rmaLineId`; the GraphQL inputs spell them `quantity` and
+    // `lineId`.
+    Ok(vec![UserError::refusal(
         error_code(error.code()),
-        &field,
+        error.field(),
+        &[("qty", "quantity"), ("rmaLineId", "lineId")],
         error.to_string(),
     )])
 }
