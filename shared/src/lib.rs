@@ -20,6 +20,7 @@ pub mod resale;
 pub mod store;
 pub mod striped;
 pub mod telemetry;
+pub mod validate;
 
 pub use envelope::{Actor, Metadata, NewEvent, RecordedEvent};
 pub use store::{

@@ -272,35 +272,29 @@ pub(crate) fn text(field: impl Into<String>, value: &str, max: usize) -> Result<
     if value.trim().is_empty() {
         Err(invalid(field, "must not be empty"))
     } else {
-        at_most(field, value, max)
+        Ok(at_most(field, value, max)?)
     }
 }
 
-/// At most `max` characters (an empty string is fine: optional notes).
-pub(crate) fn at_most(field: impl Into<String>, value: &str, max: usize) -> Result<(), RmaError> {
-    if value.chars().count() > max {
-        Err(invalid(field, "is too long"))
-    } else {
-        Ok(())
-    }
-}
+pub(crate) use ichigen_shared::validate::{at_most, quantity};
 
-/// `min <= value <= max`, else a typed error naming the field.
-pub(crate) fn quantity(
-    field: impl Into<String>,
-    value: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, RmaError> {
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(RmaError::InvalidQuantity {
-            field: field.into(),
-            value,
-            min,
-            max,
-        })
+impl From<ichigen_shared::validate::Invalid> for RmaError {
+    fn from(e: ichigen_shared::validate::Invalid) -> Self {
+        use ichigen_shared::validate::Invalid;
+        match e {
+            Invalid::Input { field, reason } => RmaError::InvalidInput { field, reason },
+            Invalid::Quantity {
+                field,
+                value,
+                min,
+                max,
+            } => RmaError::InvalidQuantity {
+                field,
+                value,
+                min,
+                max,
+            },
+        }
     }
 }
 

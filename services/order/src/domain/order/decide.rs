@@ -939,7 +939,7 @@ fn minor_units(field: String, money: &Money) -> Result<(), OrderError> {
 
 fn delivery(field: String, d: &Delivery) -> Result<(), OrderError> {
     match d {
-        Delivery::Pickup { store } => non_empty(field, store),
+        Delivery::Pickup { store } => Ok(non_empty(field, store)?),
         Delivery::ShipToStore { store, lat, lon } => {
             non_empty(field.clone(), store)?;
             coordinates(field, *lat, *lon)

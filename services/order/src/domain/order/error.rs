@@ -183,33 +183,24 @@ impl OrderError {
     }
 }
 
-/// A non-blank string, else a typed error naming the field.
-pub(super) fn non_empty(field: impl Into<String>, value: &str) -> Result<(), OrderError> {
-    if value.trim().is_empty() {
-        Err(OrderError::InvalidInput {
-            field: field.into(),
-            reason: "must not be empty",
-        })
-    } else {
-        Ok(())
-    }
-}
+pub(super) use ichigen_shared::validate::{non_empty, quantity};
 
-/// `min <= value <= max`, else a typed error naming the field.
-pub(super) fn quantity(
-    field: impl Into<String>,
-    value: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, OrderError> {
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(OrderError::InvalidQuantity {
-            field: field.into(),
-            value,
-            min,
-            max,
-        })
+impl From<ichigen_shared::validate::Invalid> for OrderError {
+    fn from(e: ichigen_shared::validate::Invalid) -> Self {
+        use ichigen_shared::validate::Invalid;
+        match e {
+            Invalid::Input { field, reason } => OrderError::InvalidInput { field, reason },
+            Invalid::Quantity {
+                field,
+                value,
+                min,
+                max,
+            } => OrderError::InvalidQuantity {
+                field,
+                value,
+                min,
+                max,
+            },
+        }
     }
 }
