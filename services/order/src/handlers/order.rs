@@ -243,9 +243,10 @@ pub struct OrderHandlers {
     recently_placed: Arc<std::sync::Mutex<RecentlyPlaced>>,
 }
 
-/// A bounded memory of placed order ids, oldest forgotten first. [`RECENTLY_PLACED`] ids cover
-/// far more than the tracker's lag (a minute and more at thousands of orders a second, where the
-/// tracker lags by milliseconds).
+/// A bounded memory of placed order ids, oldest forgotten first. [`RECENTLY_PLACED`] ids are
+/// more than a minute of placements at the benchmark's rates; the tracker's lag is not
+/// measured, so a tracker that fell further behind than that would reopen the window (see
+/// ARCHITECTURE.md).
 #[derive(Default)]
 struct RecentlyPlaced {
     ids: std::collections::HashSet<Uuid>,
