@@ -4,21 +4,28 @@
 //! takes `placeOrder` over POST /graphql: JWT, GraphQL parse/validate/execute, pricing from
 //! the catalog view, sourcing from the inventory view, reservation (one append per
 //! SKU × location), payment authorization and the `OrderPlaced` append — with the server's own
-//! processes (fulfillment intake, order reactions confirming the holds, projections) following
-//! every order live, as in production.
+//! processes (fulfillment intake, order reactions, projections) following every order live, as
+//! in production.
 //!
 //! The baseline, in the same run and the same process, is a second stack wired exactly as
 //! `serve::start` wires `Target::All` (same services, same in-process adapters, same
-//! processes) on its own fresh store, with a bare actix-web route (2 workers) that takes the
-//! same order as plain JSON, calls the same `OrderHandlers::place` and answers with serde.
-//! So the baseline does the same reservation and event-store work; the ratio shows what the
-//! gateway (auth, GraphQL, middleware) costs over it.
+//! processes) on its own store, with a bare actix-web route (2 workers) that takes the same
+//! order as plain JSON, calls the same `OrderHandlers::place` and answers with serde. So the
+//! baseline does the same reservation and event-store work; the ratio shows what the gateway
+//! (auth, GraphQL, middleware) costs over it.
 //!
 //! 2,000 SKUs with catalog prices, stocked at 6 locations (2 DCs, 4 stores) with far more units
-//! than the runs take. Each client is a keep-alive HTTP/1.1 connection placing orders of 1–3
+//! than the runs take. Each store is seeded before its stack starts, by services on a runtime
+//! of their own that is dropped afterwards (as a PIM and a WMS would have loaded it), so only
+//! the stack under test follows the store while orders are measured; the stack replays the
+//! seeded store on start. Each client is a keep-alive HTTP/1.1 connection placing orders of 1–3
 //! random lines (80 % SHIP to a random address around Tokyo or Osaka, 20 % PICKUP at a store),
 //! each under a fresh idempotency key, for `MEASURE` after `WARMUP`; only orders answered with
 //! `errors: []` count. Median of `ICHIGEN_BENCH_RUNS` runs (default 3).
+//!
+//! For diagnosis: `ICHIGEN_BENCH_CLIENTS=64` (comma-separated client counts),
+//! `ICHIGEN_BENCH_SECONDS=30` (a longer measurement) and `ICHIGEN_BENCH_TIMELINE=1` (orders,
+//! p99 and the slowest order of every second, to tell a steady queue from stalls).
 
 mod support;
 
@@ -121,26 +128,31 @@ fn main() {
 }
 
 /// One measured phase: orders/s, p50, p99, failures.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Phase {
     rate: f64,
     p50: Duration,
     p99: Duration,
     failed: usize,
+    /// Latencies of the orders answered in each second of the measurement.
+    per_second: Vec<Vec<Duration>>,
 }
 
 async fn bench() {
-    // The system under test: the all-in-one server.
-    let dir = tempfile::tempdir().expect("tempdir");
+    // The system under test: the all-in-one server, started on a store seeded beforehand (it
+    // replays it on start, as after any restart).
+    let dir = seeded_store();
     let mut settings = Settings::default();
     settings.store.path = dir.path().to_path_buf();
     settings.http.bind = "127.0.0.1:0".into();
     settings.http.workers = 2;
     settings.http.shutdown_timeout_secs = 1;
     settings.auth.secret = SECRET.into();
+    let started = Instant::now();
     let server = serve::start(settings, Target::All).await.expect("server");
+    let client_counts = client_counts();
     let tokens = Arc::new(
-        (0..*CLIENT_COUNTS.iter().max().expect("counts"))
+        (0..*client_counts.iter().max().expect("counts"))
             .map(|c| {
                 JwtAuth::new(SECRET)
                     .mint(
@@ -153,33 +165,32 @@ async fn bench() {
             })
             .collect::<Vec<_>>(),
     );
-    let seeded = Instant::now();
-    seed_through_second_instance(&server.store).await;
     let graphql = server.addr;
-    // The server's own views replay the same store: wait until an order goes through.
+    // The server's views replay the seeded store: wait until an order goes through.
     wait_until_orderable(graphql, Api::Graphql, &tokens).await;
     println!(
-        "server seeded ({SKUS} SKUs x {} locations) in {:.1} s",
+        "server started on a store seeded with {SKUS} SKUs x {} locations, orderable after {:.1} s",
         LOCATIONS.len(),
-        seeded.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64()
     );
 
-    // The baseline: the same stack on its own store, with a plain actix-web route.
-    let base_dir = tempfile::tempdir().expect("tempdir");
+    // The baseline: the same stack on its own store, seeded the same way, behind a plain
+    // actix-web route.
+    let base_dir = seeded_store();
     let mut base_settings = Settings::default();
     base_settings.store.path = base_dir.path().to_path_buf();
     let base_store = serve::open_store(&base_settings)
         .await
         .expect("baseline store");
     let orders = start_stack(base_store.clone());
-    seed_through_second_instance(&base_store).await;
     let (baseline, baseline_handle) = start_baseline(orders);
     wait_until_orderable(baseline, Api::Plain, &tokens).await;
-    println!("baseline seeded");
+    println!("baseline started");
 
-    let mut results: Vec<Vec<(Phase, Phase)>> = vec![Vec::new(); CLIENT_COUNTS.len()];
+    let timeline = std::env::var_os("ICHIGEN_BENCH_TIMELINE").is_some();
+    let mut results: Vec<Vec<(Phase, Phase)>> = vec![Vec::new(); client_counts.len()];
     for run in 0..runs() {
-        for (i, &clients) in CLIENT_COUNTS.iter().enumerate() {
+        for (i, &clients) in client_counts.iter().enumerate() {
             let tag = format!("r{run}c{clients}");
             let g = drive(graphql, clients, &tag, tokens.clone(), Api::Graphql).await;
             settle(&server.store).await;
@@ -197,13 +208,17 @@ async fn bench() {
                 ms(b.p99),
                 b.failed
             );
+            if timeline {
+                print_timeline("graphql", &g);
+                print_timeline("plain actix", &b);
+            }
             results[i].push((g, b));
         }
     }
     println!();
     println!("| clients | GraphQL orders/s | p50 | p99 | plain actix orders/s | p50 | p99 | ratio | failed |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (i, clients) in CLIENT_COUNTS.iter().enumerate() {
+    for (i, clients) in client_counts.iter().enumerate() {
         let r = &results[i];
         let med = |f: &dyn Fn(&(Phase, Phase)) -> f64| median(r.iter().map(f).collect());
         let g_rate = med(&|x| x.0.rate);
@@ -223,6 +238,69 @@ async fn bench() {
     baseline_handle.stop(true).await;
     server.stop().await;
     base_store.shutdown().await;
+}
+
+/// The client counts measured: `ICHIGEN_BENCH_CLIENTS` (comma-separated), default 16 and 64.
+fn client_counts() -> Vec<usize> {
+    std::env::var("ICHIGEN_BENCH_CLIENTS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .filter(|v| !v.is_empty() && v.iter().all(|n| *n > 0))
+        .unwrap_or_else(|| CLIENT_COUNTS.to_vec())
+}
+
+/// How long each phase is measured: `ICHIGEN_BENCH_SECONDS`, default [`MEASURE`].
+fn measure() -> Duration {
+    std::env::var("ICHIGEN_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s > 0)
+        .map_or(MEASURE, Duration::from_secs)
+}
+
+/// `ICHIGEN_BENCH_TIMELINE=1`: orders, p99 and the slowest order per second of a phase, to
+/// tell a steady queue from stalls.
+fn print_timeline(label: &str, phase: &Phase) {
+    for (second, latencies) in phase.per_second.iter().enumerate() {
+        let mut sorted = latencies.clone();
+        sorted.sort();
+        println!(
+            "  {label} second {second}: {} orders, p99 {:.2} ms, max {:.2} ms",
+            sorted.len(),
+            ms(percentile(&sorted, 0.99)),
+            ms(sorted.last().copied().unwrap_or_default())
+        );
+    }
+}
+
+/// A fresh store directory seeded with the bench's locations, catalog and stock by an
+/// inventory and order service of its own, on a runtime of its own that is then dropped, so
+/// nothing of the seeding instance (its views, its processes) runs while orders are measured.
+fn seeded_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("seeding runtime");
+        runtime.block_on(async move {
+            let mut settings = Settings::default();
+            settings.store.path = path;
+            let store = serve::open_store(&settings).await.expect("seed store");
+            seed_through_second_instance(&store).await;
+            store.shutdown().await;
+        });
+        runtime.shutdown_timeout(Duration::from_secs(5));
+    })
+    .join()
+    .expect("seeding thread");
+    dir
 }
 
 /// What the GraphQL server's store holds per order placed (seeding included: 12,000
@@ -260,6 +338,14 @@ async fn report_store_work(store: &DynEventStore) {
         "events per group commit (both stacks, whole process): {:.2}",
         total("_sum") / total("_count").max(1.0)
     );
+    if std::env::var_os("ICHIGEN_BENCH_TIMELINE").is_some() {
+        for line in metrics.lines().filter(|l| {
+            l.starts_with("ichigen_store_commit_seconds_bucket")
+                || l.starts_with("ichigen_store_append_seconds_bucket")
+        }) {
+            println!("  {line}");
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -672,7 +758,7 @@ async fn settle(store: &DynEventStore) {
     }
 }
 
-/// `clients` keep-alive connections placing random orders for `MEASURE` after `WARMUP`.
+/// `clients` keep-alive connections placing random orders for [`measure`] after `WARMUP`.
 async fn drive(
     addr: SocketAddr,
     clients: usize,
@@ -680,6 +766,7 @@ async fn drive(
     tokens: Arc<Vec<String>>,
     api: Api,
 ) -> Phase {
+    let measure = measure();
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -687,6 +774,7 @@ async fn drive(
             let tokens = tokens.clone();
             tokio::spawn(async move {
                 let mut conn = TcpStream::connect(addr).await.expect("connect");
+                // (answered at, since the measurement began; latency)
                 let mut latencies = Vec::new();
                 let mut failed = 0usize;
                 let mut rng = Rng((c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -696,12 +784,12 @@ async fn drive(
                     let sent = Instant::now();
                     let body = exchange(&mut conn, &request).await;
                     let now = Instant::now();
-                    if now - start > WARMUP + MEASURE {
+                    if now - start > WARMUP + measure {
                         break;
                     }
                     if now - start > WARMUP {
                         if placed(&body) {
-                            latencies.push(now - sent);
+                            latencies.push((now - start - WARMUP, now - sent));
                         } else {
                             if failed == 0 {
                                 eprintln!("failed order: {}", String::from_utf8_lossy(&body));
@@ -715,17 +803,24 @@ async fn drive(
         })
         .collect();
     let mut all = Vec::new();
+    let mut per_second = vec![Vec::new(); measure.as_secs() as usize];
     let mut failed = 0;
     for t in tasks {
         let (latencies, f) = t.await.expect("client");
-        all.extend(latencies);
+        for (at, latency) in latencies {
+            if let Some(second) = per_second.get_mut(at.as_secs() as usize) {
+                second.push(latency);
+            }
+            all.push(latency);
+        }
         failed += f;
     }
     all.sort();
     Phase {
-        rate: all.len() as f64 / MEASURE.as_secs_f64(),
+        rate: all.len() as f64 / measure.as_secs_f64(),
         p50: percentile(&all, 0.50),
         p99: percentile(&all, 0.99),
         failed,
+        per_second,
     }
 }
