@@ -20,7 +20,7 @@ use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Metadata, RecordedEvent};
 use ichigen_shared::projection::Projection;
 use ichigen_shared::store::SubscriptionFilter;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -32,7 +32,8 @@ pub const NAME: &str = "fulfillment-pickup-expiry";
 struct Waiting {
     /// (expires at, fulfillment id), soonest first.
     due: BTreeSet<(DateTime<Utc>, Uuid)>,
-    by_id: HashMap<Uuid, DateTime<Utc>>,
+    /// A B-tree, so that many waiting pickups never cost one long rehash.
+    by_id: BTreeMap<Uuid, DateTime<Utc>>,
 }
 
 impl Waiting {

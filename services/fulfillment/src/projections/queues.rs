@@ -24,7 +24,7 @@
 //! Queues are oldest first (by the creation's `occurred_at`, then id), paged with the cursor
 //! [`QueueEntry::cursor`]. Decisions are never made from this view (the stream decides).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -108,10 +108,12 @@ enum Queue {
     Outbound(String),
 }
 
+/// Per-order maps are B-trees: they grow with every order, and a hash map's doubling moves
+/// every entry at once under the view's lock.
 #[derive(Default)]
 struct State {
-    orders: HashMap<Uuid, Tracked>,
-    by_order: HashMap<Uuid, Vec<Uuid>>,
+    orders: BTreeMap<Uuid, Tracked>,
+    by_order: BTreeMap<Uuid, Vec<Uuid>>,
     pickup: HashMap<String, BTreeSet<QueueCursor>>,
     outbound: HashMap<String, BTreeSet<QueueCursor>>,
 }

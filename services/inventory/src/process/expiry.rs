@@ -15,7 +15,7 @@ use ichigen_shared::clock::Clock;
 use ichigen_shared::envelope::{Metadata, RecordedEvent};
 use ichigen_shared::projection::Projection;
 use ichigen_shared::store::SubscriptionFilter;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +23,14 @@ use std::time::Duration;
 struct Holds {
     /// (expires at, stream, reservation id), soonest first: the holds that can expire.
     due: BTreeSet<(DateTime<Utc>, String, String)>,
-    /// (stream, reservation id) → the open hold, to remove it when it closes.
-    by_id: HashMap<(String, String), Tracked>,
+    /// (stream, reservation id) → the open hold, to remove it when it closes. A B-tree, not a
+    /// hash map: this grows with every open hold, and a hash map's doubling rehashed all of them
+    /// at once under the lock that every placement's `holds_of` takes (a 250 ms stall of every
+    /// order at 230,000 holds in the orders benchmark).
+    by_id: BTreeMap<(String, String), Tracked>,
     /// owner → its open holds (stream, reservation id); ordered, so owners sharing a prefix
     /// (`order:<id>…`) are found with one range scan.
-    by_owner: std::collections::BTreeMap<String, BTreeSet<(String, String)>>,
+    by_owner: BTreeMap<String, BTreeSet<(String, String)>>,
 }
 
 /// What the tracker keeps of one open hold.

@@ -247,10 +247,20 @@ pub struct OrderHandlers {
 /// more than a minute of placements at the benchmark's rates; the tracker's lag is not
 /// measured, so a tracker that fell further behind than that would reopen the window (see
 /// ARCHITECTURE.md).
-#[derive(Default)]
 struct RecentlyPlaced {
     ids: std::collections::HashSet<Uuid>,
     order: std::collections::VecDeque<Uuid>,
+}
+
+impl Default for RecentlyPlaced {
+    /// Sized for [`RECENTLY_PLACED`] ids at once: growing by doubling rehashed every id on a
+    /// placement's path, under the lock every placement takes.
+    fn default() -> Self {
+        RecentlyPlaced {
+            ids: std::collections::HashSet::with_capacity(RECENTLY_PLACED + 1),
+            order: std::collections::VecDeque::with_capacity(RECENTLY_PLACED + 1),
+        }
+    }
 }
 
 /// How many placed order ids [`RecentlyPlaced`] remembers.
