@@ -30,10 +30,12 @@ fn parse(line: &str) -> Option<Ack> {
     })
 }
 
-/// Runs the writer until it has printed `acks` acknowledgements, then SIGKILLs it.
+/// Runs the writer until it has printed `acks` acknowledgements, then SIGKILLs it. The writer's
+/// WALs restart every 16 pages, so the kill comes among background checkpoints and restarts.
 fn run_and_kill(dir: &std::path::Path, acks: usize) -> Vec<Ack> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_append_forever"))
         .arg(dir)
+        .arg("16")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,7 +1,9 @@
 //! Crash-test writer: appends to the embedded store in `argv[1]` from 16 concurrent tasks until
 //! killed, printing `ack <stream> <revision> <position> <event-id>` for each acknowledged event
 //! only after the store acknowledged it. `tests/crash_recovery.rs` kills it with SIGKILL and
-//! checks that every printed event survived.
+//! checks that every printed event survived. An optional second argument sets
+//! `EmbeddedOptions::wal_restart_pages`, so that the kill also lands among background WAL
+//! checkpoints and restarts.
 
 use ichigen_shared::auth::Actor;
 use ichigen_shared::envelope::{Metadata, NewEvent};
@@ -14,17 +16,20 @@ use uuid::Uuid;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let Some(dir) = std::env::args().nth(1) else {
-        eprintln!("usage: append_forever <data-dir>");
+        eprintln!("usage: append_forever <data-dir> [wal-restart-pages]");
         std::process::exit(2);
     };
-    let store =
-        match EmbeddedStore::open(std::path::Path::new(&dir), EmbeddedOptions::default()).await {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                eprintln!("append_forever: {e}");
-                std::process::exit(1);
-            }
-        };
+    let mut options = EmbeddedOptions::default();
+    if let Some(pages) = std::env::args().nth(2).and_then(|p| p.parse().ok()) {
+        options.wal_restart_pages = pages;
+    }
+    let store = match EmbeddedStore::open(std::path::Path::new(&dir), options).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("append_forever: {e}");
+            std::process::exit(1);
+        }
+    };
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let tasks: Vec<_> = (0..16)
         .map(|t| {

@@ -6,6 +6,7 @@
 //! core. Acks still wait for the index, so a caller that reads its stream after the ack finds its
 //! events.
 
+use super::checkpointer::{self, Finish};
 use super::schema;
 use crate::store::{AppendResult, StoreError};
 use crate::telemetry::metrics::Histogram;
@@ -43,6 +44,7 @@ impl Indexer {
         indexed_upto: u64,
         append_latency: Arc<Histogram>,
         published: tokio::sync::watch::Sender<u64>,
+        finish: Arc<Finish>,
     ) -> Result<Self, StoreError> {
         let conn = schema::open_indexer(file)?;
         let indexed = Arc::new(AtomicU64::new(indexed_upto));
@@ -51,7 +53,7 @@ impl Indexer {
         let shared = indexed.clone();
         let thread = std::thread::Builder::new()
             .name("ichigen-store-index".into())
-            .spawn(move || run(conn, rx, shared, append_latency, published))
+            .spawn(move || run(conn, rx, shared, append_latency, published, &finish))
             .map_err(|e| StoreError::Io(format!("cannot start the indexer thread: {e}")))?;
         Ok(Indexer {
             jobs: Some(jobs),
@@ -100,6 +102,7 @@ fn run(
     indexed: Arc<AtomicU64>,
     append_latency: Arc<Histogram>,
     published: tokio::sync::watch::Sender<u64>,
+    finish: &Finish,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -122,6 +125,10 @@ fn run(
                 append_latency.observe_duration(ack.enqueued.elapsed());
                 let _ = ack.reply.send(ack.outcome);
             }
+        }
+        // After the answers: copy what is left of a long index WAL (see `checkpointer`).
+        if finish.take() {
+            checkpointer::finish(&conn, "idx");
         }
     }
 }

@@ -10,6 +10,7 @@
 //!   committed batches, with no gap and no duplicate at the handover.
 //! * **One process per data directory**, enforced with an exclusive lock on `LOCK`.
 
+mod checkpointer;
 mod indexer;
 mod live;
 pub mod schema;
@@ -42,6 +43,9 @@ pub struct EmbeddedOptions {
     /// Committed batches kept for live subscribers; one that falls further behind catches up
     /// from the table instead.
     pub live_buffer_batches: usize,
+    /// WAL pages (4 KiB) past which a WAL is copied back and started over (see
+    /// `checkpointer`): larger means fewer restarts and slower reads of a long WAL.
+    pub wal_restart_pages: u32,
 }
 
 impl Default for EmbeddedOptions {
@@ -51,6 +55,7 @@ impl Default for EmbeddedOptions {
             queue_capacity: 65_536,
             max_event_bytes: 4 * 1024 * 1024,
             live_buffer_batches: 4096,
+            wal_restart_pages: checkpointer::RESTART_PAGES,
         }
     }
 }
@@ -127,8 +132,8 @@ impl EmbeddedStore {
             lock,
             head.clone(),
             live_sender,
-            options.max_batch_events,
             indexed_tx,
+            &options,
         )?;
         let (commands, rx) = mpsc::channel(options.queue_capacity.max(1));
         std::thread::Builder::new()

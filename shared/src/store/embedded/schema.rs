@@ -159,7 +159,7 @@ pub(super) fn open_writer(file: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA wal_autocheckpoint = 4000;
+         PRAGMA wal_autocheckpoint = 0;
          PRAGMA journal_size_limit = 67108864;
          PRAGMA cache_size = -65536;
          PRAGMA temp_store = MEMORY;
@@ -213,13 +213,31 @@ pub(super) fn open_reader(file: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Opens the indexer's connection: reads the log, writes the (unsynced) index.
+/// Opens the indexer's connection: reads the log, writes the (unsynced) index. Like the
+/// writer's, it never checkpoints on its own (see `checkpointer`).
 pub(super) fn open_indexer(file: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(file).map_err(|e| open_error(file, e))?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;")
-        .map_err(|e| open_error(file, e))?;
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;",
+    )
+    .map_err(|e| open_error(file, e))?;
     attach_index(&conn, file).map_err(|e| open_error(file, e))?;
     conn.execute_batch("PRAGMA idx.synchronous = OFF; PRAGMA idx.cache_size = -65536;")
+        .map_err(|e| open_error(file, e))?;
+    Ok(conn)
+}
+
+/// Opens the checkpoint thread's connection. The log is checkpointed with `synchronous = FULL`,
+/// so its database file is synced before any WAL frame it copied can be overwritten; the index
+/// is derived data and, as everywhere, unsynced.
+pub(super) fn open_checkpointer(file: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(file).map_err(|e| open_error(file, e))?;
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 0; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
+    )
+    .map_err(|e| open_error(file, e))?;
+    attach_index(&conn, file).map_err(|e| open_error(file, e))?;
+    conn.execute_batch("PRAGMA idx.synchronous = OFF;")
         .map_err(|e| open_error(file, e))?;
     Ok(conn)
 }
