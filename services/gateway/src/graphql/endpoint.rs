@@ -66,7 +66,9 @@ async fn execute(
         actor,
         correlation_id: correlation_id(&req),
     };
-    let response = schema.execute(request.into_inner().data(context)).await;
+    let mut request = request.into_inner().data(context);
+    super::documents::prepare(&mut request);
+    let response = schema.execute(request).await;
     GraphQLResponse::from(response).respond_to(&req)
 }
 

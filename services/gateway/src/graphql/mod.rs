@@ -5,12 +5,13 @@
 //! * [`viewer`], [`events`]: the first fields; each service adds its own query, mutation and
 //!   subscription objects to the merged roots below.
 //! * [`configure`]: mounts `/graphql` (POST queries and mutations, WebSocket subscriptions,
-//!   GraphiQL) on actix-web.
+//!   GraphiQL) on actix-web; [`documents`] keeps parsed queries by their text.
 //!
 //! The committed `schema.graphql` at the workspace root is [`sdl`]'s output; a test fails when
 //! they differ, so every schema change shows up in review (`make schema` regenerates it).
 
 pub use ichigen_shared::graphql::conventions;
+pub mod documents;
 mod endpoint;
 pub mod events;
 pub mod viewer;
