@@ -234,7 +234,7 @@ async fn bench() {
             r.iter().map(|x| x.1.failed).sum::<usize>(),
         );
     }
-    report_store_work(&server.store).await;
+    report_store_work(&server.store, timeline).await;
     baseline_handle.stop(true).await;
     server.stop().await;
     base_store.shutdown().await;
@@ -305,8 +305,9 @@ fn seeded_store() -> tempfile::TempDir {
 
 /// What the GraphQL server's store holds per order placed (seeding included: 12,000
 /// `GoodsReceived` and 2,000 catalog events), and the events per group commit of both stacks'
-/// writers from the metrics registry: the per-order store work quoted in BENCHMARKS.md.
-async fn report_store_work(store: &DynEventStore) {
+/// writers from the metrics registry: the per-order store work quoted in BENCHMARKS.md. With
+/// `timeline`, also the store's commit and append latency histograms.
+async fn report_store_work(store: &DynEventStore, timeline: bool) {
     let mut by_type: std::collections::BTreeMap<String, u64> = Default::default();
     let mut after = None;
     loop {
@@ -338,7 +339,7 @@ async fn report_store_work(store: &DynEventStore) {
         "events per group commit (both stacks, whole process): {:.2}",
         total("_sum") / total("_count").max(1.0)
     );
-    if std::env::var_os("ICHIGEN_BENCH_TIMELINE").is_some() {
+    if timeline {
         for line in metrics.lines().filter(|l| {
             l.starts_with("ichigen_store_commit_seconds_bucket")
                 || l.starts_with("ichigen_store_append_seconds_bucket")

@@ -20,7 +20,7 @@ use super::schema;
 use crate::store::StoreError;
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -38,29 +38,40 @@ const FINISH_FRAMES: i64 = 256;
 /// Passes in a row before the owner is asked to finish anyway (writes may outrun the copying).
 const MAX_PASSES: usize = 4;
 
-/// "Copy what is left of your WAL": set by the checkpointer, taken by the owner thread.
-#[derive(Default)]
-pub(super) struct Finish(AtomicBool);
+/// "Copy what is left of your WAL": set by the checkpointer, run by the owner thread of one
+/// schema (`main` for the writer, `idx` for the indexer).
+pub(super) struct Finish {
+    db: &'static str,
+    asked: AtomicBool,
+}
 
 impl Finish {
-    /// Whether the owner should run its finishing checkpoint now (clears the request).
-    pub(super) fn take(&self) -> bool {
-        self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::AcqRel)
+    fn new(db: &'static str) -> Self {
+        Finish {
+            db,
+            asked: AtomicBool::new(false),
+        }
+    }
+
+    /// On the owner's thread, between two batches: if the checkpointer asked, copies what is
+    /// left of the WAL on the owner's connection, so its next write transaction restarts it.
+    /// A failure is logged and left for the next request.
+    pub(super) fn run_if_asked(&self, conn: &Connection) {
+        if !(self.asked.load(Ordering::Relaxed) && self.asked.swap(false, Ordering::AcqRel)) {
+            return;
+        }
+        match passive(conn, self.db) {
+            Ok(_) => {}
+            // The checkpoint thread is copying this very moment: it asks again after its pass.
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            Err(e) => {
+                tracing::warn!(db = self.db, error = %e, "finishing WAL checkpoint failed; retried later")
+            }
+        }
     }
 
     fn ask(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// The owner's finishing checkpoint of `db` (`main` or `idx`) on its own connection; a
-/// failure is logged and left for the next request.
-pub(super) fn finish(conn: &Connection, db: &str) {
-    match passive(conn, db) {
-        Ok(_) => {}
-        // The checkpoint thread is copying this very moment: it asks again after its pass.
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
-        Err(e) => tracing::warn!(db, error = %e, "finishing WAL checkpoint failed; retried later"),
+        self.asked.store(true, Ordering::Release);
     }
 }
 
@@ -82,17 +93,23 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread; a WAL past `restart_pages` frames is brought back to its start.
-    pub(super) fn start(file: &Path, restart_pages: u32) -> Result<Self, StoreError> {
+    /// `head` is the writer's last committed position: while it stands still there is nothing
+    /// new to copy, and an idle store's thread only looks at it.
+    pub(super) fn start(
+        file: &Path,
+        restart_pages: u32,
+        head: Arc<AtomicU64>,
+    ) -> Result<Self, StoreError> {
         let conn = schema::open_checkpointer(file)?;
         let restart = i64::from(restart_pages.max(1));
-        let log = Arc::new(Finish::default());
-        let index = Arc::new(Finish::default());
+        let log = Arc::new(Finish::new("main"));
+        let index = Arc::new(Finish::new("idx"));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = {
             let (log, index, stop) = (log.clone(), index.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("ichigen-store-checkpoint".into())
-                .spawn(move || run(&conn, restart, &log, &index, &stop))
+                .spawn(move || run(&conn, restart, &head, [&log, &index], &stop))
                 .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?
         };
         Ok(Checkpointer {
@@ -123,11 +140,12 @@ impl Drop for Checkpointer {
 fn run(
     conn: &Connection,
     restart: i64,
-    log: &Finish,
-    index: &Finish,
+    head: &AtomicU64,
+    owners: [&Finish; 2],
     stop: &(Mutex<bool>, Condvar),
 ) {
     let (flag, wake) = stop;
+    let mut copied_upto = None;
     loop {
         {
             let stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,14 +156,24 @@ fn run(
                 return;
             }
         }
-        pass(conn, "main", restart, log);
-        pass(conn, "idx", restart, index);
+        // Nothing committed since the last look. (The index follows the log, so an index
+        // commit that landed after that look waits in its WAL for the next write; shutdown
+        // folds both WALs in.)
+        let now = head.load(Ordering::Acquire);
+        if copied_upto == Some(now) {
+            continue;
+        }
+        copied_upto = Some(now);
+        for owner in owners {
+            pass(conn, restart, owner);
+        }
     }
 }
 
-/// Copies `db`'s WAL; if it is past `restart` frames, copies again until a pass finds few
+/// Copies the owner's WAL; if it is past `restart` frames, copies again until a pass finds few
 /// new frames (so few arrive during the next), then asks the owner to finish.
-fn pass(conn: &Connection, db: &str, restart: i64, owner: &Finish) {
+fn pass(conn: &Connection, restart: i64, owner: &Finish) {
+    let db = owner.db;
     let mut previous: Option<i64> = None;
     for _ in 0..MAX_PASSES {
         match passive(conn, db) {

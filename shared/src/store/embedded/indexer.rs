@@ -6,7 +6,7 @@
 //! core. Acks still wait for the index, so a caller that reads its stream after the ack finds its
 //! events.
 
-use super::checkpointer::{self, Finish};
+use super::checkpointer::Finish;
 use super::schema;
 use crate::store::{AppendResult, StoreError};
 use crate::telemetry::metrics::Histogram;
@@ -127,8 +127,6 @@ fn run(
             }
         }
         // After the answers: copy what is left of a long index WAL (see `checkpointer`).
-        if finish.take() {
-            checkpointer::finish(&conn, "idx");
-        }
+        finish.run_if_asked(&conn);
     }
 }

@@ -216,28 +216,32 @@ pub(super) fn open_reader(file: &Path) -> Result<Connection, StoreError> {
 /// Opens the indexer's connection: reads the log, writes the (unsynced) index. Like the
 /// writer's, it never checkpoints on its own (see `checkpointer`).
 pub(super) fn open_indexer(file: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(file).map_err(|e| open_error(file, e))?;
-    conn.execute_batch(
+    open_worker(
+        file,
         "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;",
+        "PRAGMA idx.synchronous = OFF; PRAGMA idx.cache_size = -65536;",
     )
-    .map_err(|e| open_error(file, e))?;
-    attach_index(&conn, file).map_err(|e| open_error(file, e))?;
-    conn.execute_batch("PRAGMA idx.synchronous = OFF; PRAGMA idx.cache_size = -65536;")
-        .map_err(|e| open_error(file, e))?;
-    Ok(conn)
 }
 
 /// Opens the checkpoint thread's connection. The log is checkpointed with `synchronous = FULL`,
 /// so its database file is synced before any WAL frame it copied can be overwritten; the index
 /// is derived data and, as everywhere, unsynced.
 pub(super) fn open_checkpointer(file: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(file).map_err(|e| open_error(file, e))?;
-    conn.execute_batch(
+    open_worker(
+        file,
         "PRAGMA busy_timeout = 0; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
+        "PRAGMA idx.synchronous = OFF;",
     )
-    .map_err(|e| open_error(file, e))?;
+}
+
+/// A read-write connection of one of the store's own threads: `pragmas` for the log, then the
+/// index attached and given `index_pragmas`.
+fn open_worker(file: &Path, pragmas: &str, index_pragmas: &str) -> Result<Connection, StoreError> {
+    let conn = Connection::open(file).map_err(|e| open_error(file, e))?;
+    conn.execute_batch(pragmas)
+        .map_err(|e| open_error(file, e))?;
     attach_index(&conn, file).map_err(|e| open_error(file, e))?;
-    conn.execute_batch("PRAGMA idx.synchronous = OFF;")
+    conn.execute_batch(index_pragmas)
         .map_err(|e| open_error(file, e))?;
     Ok(conn)
 }

@@ -15,7 +15,7 @@
 //! KurrentDB does; any retry is also checked against the ids of the last
 //! [`RECENT_IDS`] events, kept in memory and reloaded on open.
 
-use super::checkpointer::{self, Checkpointer};
+use super::checkpointer::Checkpointer;
 use super::indexer::{Ack, Acks, Indexer};
 use super::schema::{self, INSERT};
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -147,7 +147,7 @@ impl Writer {
             LATENCY_BUCKETS,
             &labels,
         );
-        let checkpointer = Checkpointer::start(file, options.wal_restart_pages)?;
+        let checkpointer = Checkpointer::start(file, options.wal_restart_pages, head.clone())?;
         // The index was brought up to the log when the store opened.
         let indexer = Indexer::start(
             file,
@@ -212,9 +212,7 @@ impl Writer {
                 self.commit_batch(std::mem::take(&mut batch));
             }
             // Between batches: copy what is left of a long WAL, so the next batch restarts it.
-            if self.checkpointer.log.take() {
-                checkpointer::finish(&self.conn, "main");
-            }
+            self.checkpointer.log.run_if_asked(&self.conn);
         }
         // Refuse what comes after the shutdown, then answer what was queued with Closed.
         rx.close();
