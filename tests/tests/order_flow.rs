@@ -4,6 +4,7 @@
 //! shipping, and a replay of the whole history that changes nothing.
 
 use chrono::{Duration as Days, Utc};
+use ichigen_fulfillment::cancellation::OrderCancellation;
 use ichigen_fulfillment::domain::{
     FulfillmentCommand, FulfillmentError, FulfillmentKind, FulfillmentStatus, PickedLine,
 };
@@ -19,7 +20,7 @@ use ichigen_inventory::domain::{
 use ichigen_inventory::InventoryService;
 use ichigen_order::catalog_service::CatalogService;
 use ichigen_order::domain::catalog::{CatalogCommand, ItemSpec};
-use ichigen_order::domain::order::{Channel, LineQty, Order, OrderCommand, OrderStatus};
+use ichigen_order::domain::order::{Channel, LineQty, Order, OrderStatus};
 use ichigen_order::domain::sourcing::Delivery;
 use ichigen_order::handlers::order::{LineRequest, OrderHandlers, PlaceRequest};
 use ichigen_order::payment::ManualProvider;
@@ -160,13 +161,13 @@ async fn world() -> World {
     );
     let fulfillment = FulfillmentHandlers::new(store.clone(), dyn_clock.clone());
     let hold_days: HoldDays = Arc::new(|_| 3);
-    let intake = OrderIntake::new(store.clone(), fulfillment.clone(), hold_days).spawn();
-    let reactions = FulfillmentReactions::new(
-        store.clone(),
-        orders.clone(),
-        Arc::new(InProcessFulfillment(fulfillment.clone())),
-        dyn_clock.clone(),
-    );
+    let intake_process = OrderIntake::new(store.clone(), fulfillment.clone(), hold_days);
+    let orders = orders.with_fulfillment(Arc::new(InProcessFulfillment(OrderCancellation::new(
+        fulfillment.clone(),
+        intake_process.clone(),
+    ))));
+    let intake = intake_process.spawn();
+    let reactions = FulfillmentReactions::new(store.clone(), orders.clone(), dyn_clock.clone());
     let tracker = Arc::new(PickupTracker::default());
     ichigen_shared::projection::spawn(store.clone(), tracker.clone());
     let expiry = PickupExpiry::new(tracker, fulfillment.clone(), dyn_clock);
@@ -563,14 +564,7 @@ async fn cancelling_before_shipping_releases_stock_cancels_fulfillment_and_settl
         .await;
     w.created(dc_tky(whole)).await;
     w.orders
-        .execute(
-            whole,
-            OrderCommand::Cancel {
-                lines: None,
-                reason: "CUSTOMER_REQUEST".into(),
-            },
-            customer(),
-        )
+        .cancel(whole, None, "CUSTOMER_REQUEST", customer())
         .await
         .unwrap();
     w.react().await;
@@ -589,12 +583,10 @@ async fn cancelling_before_shipping_releases_stock_cancels_fulfillment_and_settl
     let f = dc_tky(partial);
     w.created(f).await;
     w.orders
-        .execute(
+        .cancel(
             partial,
-            OrderCommand::Cancel {
-                lines: Some(vec![LineQty::new("L2", 1)]),
-                reason: "CUSTOMER_REQUEST".into(),
-            },
+            Some(vec![LineQty::new("L2", 1)]),
+            "CUSTOMER_REQUEST",
             customer(),
         )
         .await
@@ -660,14 +652,7 @@ async fn replaying_every_reaction_changes_nothing() {
     let cancelled = w.place("replay-3", vec![pickup("CAP", 1)]).await;
     w.created(shibuya_pickup(cancelled)).await;
     w.orders
-        .execute(
-            cancelled,
-            OrderCommand::Cancel {
-                lines: None,
-                reason: "CUSTOMER_REQUEST".into(),
-            },
-            customer(),
-        )
+        .cancel(cancelled, None, "CUSTOMER_REQUEST", customer())
         .await
         .unwrap();
     w.react().await;
@@ -737,6 +722,60 @@ async fn replaying_every_reaction_changes_nothing() {
     );
     assert_eq!(
         w.count(&format!("order-{picked_up}"), "PaymentCaptured.")
+            .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_cut_off_after_the_fulfillment_decided_is_recorded_by_the_reaction() {
+    use ichigen_order::ports::{UnitsToCancel, WorkKind};
+    let w = world().await;
+    w.receive("TEE-M", "DC-TKY", 5).await;
+    let id = w.place("cut-off", vec![ship("TEE-M", 2)]).await;
+    // The fulfillment order decides the cancellation before the intake even created it …
+    let units = [UnitsToCancel {
+        line_id: "L1".into(),
+        location: "DC-TKY".into(),
+        work: WorkKind::Ship,
+        reservation_id: format!("order:{id}#0"),
+        qty: 2,
+    }];
+    let port = w.orders.fulfillment().unwrap().clone();
+    let outcomes = port
+        .cancel_units(id, &units, "CUSTOMER_REQUEST", "op-cut", customer())
+        .await
+        .unwrap();
+    assert_eq!(outcomes[0].cancelled, 2);
+    // … and the process stops before the order records it. Asking again answers the same.
+    let again = port
+        .cancel_units(id, &units, "CUSTOMER_REQUEST", "op-cut", customer())
+        .await
+        .unwrap();
+    assert_eq!(again, outcomes);
+    let (state, _) = w.fulfillment.load(dc_tky(id)).await.unwrap();
+    assert_eq!(state.status, Some(FulfillmentStatus::Cancelled));
+    assert_eq!(w.order(id).await.status(), Some(OrderStatus::Placed));
+    // The order's reaction to the fulfillment's event records it, releases and voids.
+    w.react().await;
+    let order = w.order(id).await;
+    assert_eq!(order.status(), Some(OrderStatus::Cancelled));
+    assert!(order.payment.as_ref().unwrap().voided);
+    assert_eq!(w.levels("TEE-M", "DC-TKY").await, (5, 0));
+    assert_eq!(
+        w.count(&format!("order-{id}"), "OrderLinesCancelled").await,
+        1
+    );
+    // A retried request finds nothing left to cancel; the intake's own create changes nothing.
+    let retried = w
+        .orders
+        .cancel(id, None, "CUSTOMER_REQUEST", customer())
+        .await
+        .unwrap();
+    assert!(retried.executed.events.is_empty());
+    w.react().await;
+    assert_eq!(
+        w.count(&format!("fulfillment-{}", dc_tky(id)), "FulfillmentCreated")
             .await,
         1
     );

@@ -6,9 +6,11 @@
 //! Here: the pure [`domain`] (the fulfillment order state machine), its [`handlers`], the
 //! [`process::order_intake`] that creates fulfillment orders from placed orders, the pickup
 //! expiry, the [`projections::queues`] staff and the WMS work from, the [`service`] that wires
-//! them once per process, the WMS fulfillment [`api`] and the store app's [`graphql`] part.
+//! them once per process, the WMS fulfillment [`api`] and the store app's [`graphql`] part, and
+//! [`cancellation`]: order cancellations decided by the fulfillment orders holding the units.
 
 pub mod api;
+pub mod cancellation;
 pub mod domain;
 pub mod graphql;
 pub mod handlers;

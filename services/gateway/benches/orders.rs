@@ -479,26 +479,32 @@ async fn receive(stock: &ichigen_inventory::handlers::StockHandlers, s: usize) -
 fn start_stack(store: DynEventStore) -> OrderService {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let inventory = InventoryService::start(store.clone(), clock.clone());
+    let fulfillment =
+        ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
+    let view = inventory.view.clone();
+    let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
+        Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+    let intake = ichigen_fulfillment::process::order_intake::OrderIntake::new(
+        store.clone(),
+        fulfillment.clone(),
+        hold_days,
+    );
     let orders = OrderService::start(
         store.clone(),
         clock.clone(),
         Arc::new(InProcessInventory(inventory.clone())),
         Arc::new(ichigen_order::payment::ManualProvider::new()),
-    );
-    let fulfillment =
-        ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
+    )
+    .with_fulfillment(Arc::new(InProcessFulfillment(
+        ichigen_fulfillment::cancellation::OrderCancellation::new(fulfillment, intake.clone()),
+    )));
     ichigen_order::process::fulfillment_reactions::FulfillmentReactions::new(
-        store.clone(),
+        store,
         orders.orders.clone(),
-        Arc::new(InProcessFulfillment(fulfillment.clone())),
         clock,
     )
     .spawn();
-    let view = inventory.view.clone();
-    let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
-        Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
-    ichigen_fulfillment::process::order_intake::OrderIntake::new(store, fulfillment, hold_days)
-        .spawn();
+    intake.spawn();
     inventory.spawn_expiry(Duration::from_secs(5));
     orders
 }

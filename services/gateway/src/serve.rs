@@ -118,26 +118,41 @@ pub async fn start_with_clock(
     // process: its stock handlers keep one writer per stream.
     let inventory = InventoryService::start(store.clone(), clock.clone());
     readiness.projections.extend(inventory.projections());
-    // The order service reaches inventory through its port, here the in-process adapter.
+    // The fulfillment service: its handlers, store queues and pickup expiry.
+    let fulfillment = ichigen_fulfillment::FulfillmentService::start(store.clone(), clock.clone());
+    readiness.projections.extend(fulfillment.projections());
+    // Placed orders become fulfillment orders (from a stored checkpoint, idempotently); an
+    // order cancellation that arrives first creates them the same way.
+    let view = inventory.view.clone();
+    let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
+        Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+    let intake = ichigen_fulfillment::process::order_intake::OrderIntake::new(
+        store.clone(),
+        fulfillment.handlers.clone(),
+        hold_days,
+    );
+    // The order service reaches inventory and fulfillment through its ports, here the
+    // in-process adapters. Cancellations of units a location holds are decided by the
+    // fulfillment orders (ichigen_fulfillment::cancellation).
     let orders = ichigen_order::OrderService::start(
         store.clone(),
         clock.clone(),
         Arc::new(crate::wiring::InProcessInventory(inventory.clone())),
         Arc::new(ichigen_order::payment::ManualProvider::new()),
-    );
+    )
+    .with_fulfillment(Arc::new(crate::wiring::InProcessFulfillment(
+        ichigen_fulfillment::cancellation::OrderCancellation::new(
+            fulfillment.handlers.clone(),
+            intake.clone(),
+        ),
+    )));
     readiness.projections.extend(orders.projections());
-    // The fulfillment service: its handlers, store queues and pickup expiry.
-    let fulfillment = ichigen_fulfillment::FulfillmentService::start(store.clone(), clock.clone());
-    readiness.projections.extend(fulfillment.projections());
     if target.runs(Target::Order) {
-        // Fulfillment progress and the order's own events drive stock, payment and
-        // fulfillment (checkpointed; every side effect idempotent).
+        // Fulfillment progress and the order's own events drive stock, payment and the
+        // order's record of cancellations (checkpointed; every side effect idempotent).
         ichigen_order::process::fulfillment_reactions::FulfillmentReactions::new(
             store.clone(),
             orders.orders.clone(),
-            Arc::new(crate::wiring::InProcessFulfillment(
-                fulfillment.handlers.clone(),
-            )),
             clock.clone(),
         )
         .spawn();
@@ -160,16 +175,7 @@ pub async fn start_with_clock(
         });
     }
     if target.runs(Target::Fulfillment) {
-        // Placed orders become fulfillment orders (from a stored checkpoint, idempotently).
-        let view = inventory.view.clone();
-        let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
-            Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
-        ichigen_fulfillment::process::order_intake::OrderIntake::new(
-            store.clone(),
-            fulfillment.handlers.clone(),
-            hold_days,
-        )
-        .spawn();
+        intake.spawn();
         // Pickups not collected within the store's hold days expire.
         // A pass is a look at the soonest expiry, so once a second costs nothing.
         fulfillment.spawn_expiry(Duration::from_secs(1));

@@ -4,16 +4,15 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ichigen_fulfillment::domain::{CancelledLine, FulfillmentCommand, FulfillmentKind};
-use ichigen_fulfillment::handlers::FulfillmentHandlers;
-use ichigen_fulfillment::process::order_intake;
+use ichigen_fulfillment::cancellation::{self, OrderCancellation};
+use ichigen_fulfillment::domain::FulfillmentKind;
 use ichigen_inventory::domain::{Capability, LocationKind, StockCommand, StockEvent};
 use ichigen_inventory::handlers::{HandlerError, ReserveLine};
 use ichigen_inventory::InventoryService;
 use ichigen_order::domain::sourcing::{self, Candidate};
 use ichigen_order::ports::{
-    FulfillmentPort, FulfillmentPortError, FulfillmentTarget, InventoryPort, InventoryPortError,
-    OpenHold, ReservationRef, ReservationRequest, WorkKind,
+    CancelOutcome, FulfillmentPort, FulfillmentPortError, InventoryPort, InventoryPortError,
+    OpenHold, ReservationRef, ReservationRequest, UnitsToCancel, WorkKind,
 };
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::store::Position;
@@ -264,68 +263,50 @@ fn collect<T>(results: Vec<Result<T, HandlerError>>) -> Result<(), InventoryPort
 }
 
 /// The fulfillment service, as the order service sees it.
-pub struct InProcessFulfillment(pub FulfillmentHandlers);
+pub struct InProcessFulfillment(pub OrderCancellation);
 
 #[async_trait]
 impl FulfillmentPort for InProcessFulfillment {
-    async fn cancel_beyond(
+    async fn cancel_units(
         &self,
         order_id: Uuid,
-        targets: &[FulfillmentTarget],
+        units: &[UnitsToCancel],
         reason: &str,
+        operation: &str,
         metadata: Metadata,
-    ) -> Result<i64, FulfillmentPortError> {
-        let unavailable =
-            |e: &dyn std::fmt::Display| FulfillmentPortError::Unavailable(e.to_string());
-        let mut cancelled = 0;
-        for t in targets {
-            let (kind, destination) = match &t.work {
-                WorkKind::Ship => (FulfillmentKind::Ship, None),
-                WorkKind::Pickup => (FulfillmentKind::Pickup, None),
-                WorkKind::ShipToStore { store } => {
-                    (FulfillmentKind::ShipToStore, Some(store.as_str()))
-                }
-            };
-            // Placed units live in the order's fulfillment order for the group; re-sourced
-            // units in the one intake created for their reservation.
-            let candidates = [
-                order_intake::fulfillment_id(order_id, &t.location, kind, destination),
-                order_intake::reassigned_fulfillment_id(order_id, &t.reservation_id),
-            ];
-            for id in candidates {
-                let (state, _) = self.0.load(id).await.map_err(|e| unavailable(&e))?;
-                let Some(line) = state.lines.get(&t.line_id) else {
-                    continue;
-                };
-                if line.reservation_id != t.reservation_id {
-                    continue;
-                }
-                let excess = line.qty - t.keep.max(0);
-                let open = state.status.is_some_and(|s| {
-                    use ichigen_fulfillment::domain::FulfillmentStatus as S;
-                    matches!(s, S::Open | S::Picked | S::Packed | S::ReadyForPickup)
-                });
-                if excess > 0 && open {
-                    let command = FulfillmentCommand::Cancel {
-                        lines: Some(vec![CancelledLine {
-                            line_id: t.line_id.clone(),
-                            qty: excess,
-                        }]),
-                        reason: reason.to_owned(),
-                    };
-                    match self.0.execute(id, command, metadata.clone()).await {
-                        Ok(_) => cancelled += excess,
-                        // Moved on meanwhile (shipped, expired): nothing left to stop here.
-                        Err(ichigen_fulfillment::handlers::FulfillmentHandlerError::Refused(e)) => {
-                            tracing::warn!(%id, error = %e, "fulfillment lines not cancelled");
-                        }
-                        Err(e) => return Err(unavailable(&e)),
+    ) -> Result<Vec<CancelOutcome>, FulfillmentPortError> {
+        let units: Vec<cancellation::UnitsToCancel> = units
+            .iter()
+            .map(|u| {
+                let (kind, destination_store) = match &u.work {
+                    WorkKind::Ship => (FulfillmentKind::Ship, None),
+                    WorkKind::Pickup => (FulfillmentKind::Pickup, None),
+                    WorkKind::ShipToStore { store } => {
+                        (FulfillmentKind::ShipToStore, Some(store.clone()))
                     }
+                };
+                cancellation::UnitsToCancel {
+                    line_id: u.line_id.clone(),
+                    location: u.location.clone(),
+                    kind,
+                    destination_store,
+                    reservation_id: u.reservation_id.clone(),
+                    qty: u.qty,
                 }
-                break;
-            }
-        }
-        Ok(cancelled)
+            })
+            .collect();
+        let outcomes = self
+            .0
+            .cancel(order_id, &units, reason, operation, metadata)
+            .await
+            .map_err(|e| FulfillmentPortError::Unavailable(e.to_string()))?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| CancelOutcome {
+                cancelled: o.cancelled,
+                refused: o.refused,
+            })
+            .collect())
     }
 }
 

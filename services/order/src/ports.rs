@@ -120,16 +120,40 @@ pub enum WorkKind {
     ShipToStore { store: String },
 }
 
-/// "The fulfillment line of `line_id` held under `reservation_id` at `location` should have at
-/// most `keep` units left to fulfil": the fulfillment service cancels the excess. An absolute
-/// target rather than a delta, so that sending it again after a crash cancels nothing twice.
+impl WorkKind {
+    /// How the fulfillment service groups the work of a line delivered this way.
+    pub fn of(delivery: &crate::domain::sourcing::Delivery) -> Self {
+        use crate::domain::sourcing::Delivery;
+        match delivery {
+            Delivery::Ship { .. } => WorkKind::Ship,
+            Delivery::Pickup { .. } => WorkKind::Pickup,
+            Delivery::ShipToStore { store, .. } => WorkKind::ShipToStore {
+                store: store.clone(),
+            },
+        }
+    }
+}
+
+/// Units of one order line the order asks the fulfillment service to stop: held at
+/// `location` under `reservation_id`, for this kind of work (with the order's id, the
+/// fulfillment service finds the fulfillment order holding them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FulfillmentTarget {
+pub struct UnitsToCancel {
     pub line_id: String,
     pub location: String,
     pub work: WorkKind,
     pub reservation_id: String,
-    pub keep: i64,
+    pub qty: i64,
+}
+
+/// The fulfillment order's answer for one [`UnitsToCancel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelOutcome {
+    /// Units it cancelled under the operation (now, or by an earlier call with the same one).
+    pub cancelled: i64,
+    /// Why it did not cancel the rest: its status (`SHIPPED`, `PICKED_UP`, `EXPIRED`, …), or
+    /// `None` when nothing more of the line was left there.
+    pub refused: Option<String>,
 }
 
 /// Why the fulfillment service could not be told.
@@ -141,18 +165,20 @@ pub enum FulfillmentPortError {
 }
 
 /// What the order service asks of the fulfillment service (the order crate depends on no other
-/// service crate; the gateway implements this over the fulfillment handlers).
+/// service crate; the gateway implements this over the fulfillment service).
 #[async_trait]
 pub trait FulfillmentPort: Send + Sync {
-    /// Cancels, on the order's fulfillment orders, the units beyond each target (see
-    /// [`FulfillmentTarget`]). Units already shipped or handed over, and fulfillment orders
-    /// that are finished (expired, cancelled), are left as they are: nothing is left to stop.
-    /// Returns how many units were cancelled by this call.
-    async fn cancel_beyond(
+    /// Cancels `units` on the fulfillment orders holding them, under `operation`: each
+    /// fulfillment order decides (units already shipped or handed over are refused, see
+    /// [`CancelOutcome::refused`]), so a cancellation and a shipment or handover never both
+    /// succeed. One outcome per entry of `units`, in order. The same `operation` again cancels
+    /// nothing more and answers the same.
+    async fn cancel_units(
         &self,
         order_id: uuid::Uuid,
-        targets: &[FulfillmentTarget],
+        units: &[UnitsToCancel],
         reason: &str,
+        operation: &str,
         metadata: Metadata,
-    ) -> Result<i64, FulfillmentPortError>;
+    ) -> Result<Vec<CancelOutcome>, FulfillmentPortError>;
 }

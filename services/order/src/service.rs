@@ -4,7 +4,7 @@
 use crate::catalog_service::CatalogService;
 use crate::handlers::order::OrderHandlers;
 use crate::payment::PaymentProvider;
-use crate::ports::InventoryPort;
+use crate::ports::{FulfillmentPort, InventoryPort};
 use crate::projections::order_status::OrderStatusView;
 use ichigen_shared::clock::Clock;
 use ichigen_shared::projection::ProjectionHandle;
@@ -54,6 +54,13 @@ impl OrderService {
             status_handle,
             capacity_handle,
         }
+    }
+
+    /// Cancels units a location holds through the fulfillment service, which decides whether
+    /// they are still cancellable ([`crate::handlers::cancel`]).
+    pub fn with_fulfillment(mut self, port: Arc<dyn FulfillmentPort>) -> Self {
+        self.orders = self.orders.with_fulfillment(port);
+        self
     }
 
     /// The projections readiness waits for.

@@ -22,8 +22,7 @@ use ichigen_order::handlers::order::{
 };
 use ichigen_order::payment::{ManualProvider, PaymentError, PaymentProvider, ProviderReference};
 use ichigen_order::ports::{
-    FulfillmentPort, FulfillmentPortError, FulfillmentTarget, InventoryPort, InventoryPortError,
-    OpenHold, ReservationRef, ReservationRequest,
+    InventoryPort, InventoryPortError, OpenHold, ReservationRef, ReservationRequest,
 };
 use ichigen_order::process::fulfillment_reactions::FulfillmentReactions;
 use ichigen_shared::auth::{Actor, Role};
@@ -154,21 +153,6 @@ impl InventoryPort for FakeInventory {
     }
 }
 
-struct NoFulfillment;
-
-#[async_trait]
-impl FulfillmentPort for NoFulfillment {
-    async fn cancel_beyond(
-        &self,
-        _order_id: Uuid,
-        _targets: &[FulfillmentTarget],
-        _reason: &str,
-        _metadata: Metadata,
-    ) -> Result<i64, FulfillmentPortError> {
-        Ok(0)
-    }
-}
-
 /// The manual provider, counting the calls that reach it; a refund takes a moment (the window
 /// in which an unserialised second refund would pass the same check).
 #[derive(Default)]
@@ -283,12 +267,7 @@ async fn world() -> World {
         provider.clone(),
         clock.clone(),
     );
-    let reactions = FulfillmentReactions::new(
-        store.clone(),
-        orders.clone(),
-        Arc::new(NoFulfillment),
-        clock,
-    );
+    let reactions = FulfillmentReactions::new(store.clone(), orders.clone(), clock);
     World {
         _dir: dir,
         store,

@@ -59,6 +59,16 @@ pub enum FulfillmentCommand {
         lines: Option<Vec<CancelledLine>>,
         reason: String,
     },
+    /// The order's cancellation, decided here because only the fulfillment order knows
+    /// whether its units are still in the building: refused once they are shipped or handed
+    /// over (or the order expired), otherwise takes up to `qty` of each line (what is left
+    /// of it), recorded under `operation` so that the same operation again takes nothing
+    /// more and the order records the units exactly once.
+    CancelUnits {
+        operation: String,
+        lines: Vec<CancelledLine>,
+        reason: String,
+    },
 }
 
 /// Why a fulfillment command was refused. A refused command appends nothing.
@@ -317,10 +327,79 @@ pub fn decide(
             one(FulfillmentLinesCancelled {
                 lines: cancelled,
                 reason: reason.clone(),
+                operation: None,
             }
             .into())
         }
+        C::CancelUnits {
+            operation,
+            lines,
+            reason,
+        } => cancel_units(state, status, operation, lines, reason),
     }
+}
+
+fn cancel_units(
+    state: &Fulfillment,
+    status: FulfillmentStatus,
+    operation: &str,
+    lines: &[CancelledLine],
+    reason: &str,
+) -> Result<Vec<FulfillmentEvent>, FulfillmentError> {
+    text("operation", operation)?;
+    text("reason", reason)?;
+    if state.cancel_operations.contains_key(operation) {
+        // The same cancellation again (a retry, or the order's recovery): already decided.
+        return Ok(vec![]);
+    }
+    if lines.is_empty() {
+        return Err(FulfillmentError::InvalidInput {
+            field: "lines",
+            reason: "must not be empty",
+        });
+    }
+    let mut taken = Vec::with_capacity(lines.len());
+    for c in lines {
+        let line = state
+            .lines
+            .get(&c.line_id)
+            .ok_or_else(|| FulfillmentError::UnknownLine(c.line_id.clone()))?;
+        if c.qty < 1 {
+            return Err(FulfillmentError::InvalidQuantity {
+                field: "qty",
+                value: c.qty,
+                min: 1,
+            });
+        }
+        let already: i64 = taken
+            .iter()
+            .filter(|t: &&CancelledLine| t.line_id == c.line_id)
+            .map(|t| t.qty)
+            .sum();
+        let take = c.qty.min(line.qty - already);
+        if take > 0 {
+            taken.push(CancelledLine {
+                line_id: c.line_id.clone(),
+                qty: take,
+            });
+        }
+    }
+    if !state.is_cancellable() {
+        return Err(FulfillmentError::WrongStatus {
+            action: "cancel",
+            status,
+        });
+    }
+    if taken.is_empty() {
+        // Nothing of these lines is left here (short-picked meanwhile): nothing to stop.
+        return Ok(vec![]);
+    }
+    Ok(vec![FulfillmentLinesCancelled {
+        lines: taken,
+        reason: reason.to_owned(),
+        operation: Some(operation.to_owned()),
+    }
+    .into()])
 }
 
 fn create(

@@ -87,6 +87,12 @@ pub struct CancelledLine {
 pub struct FulfillmentLinesCancelled {
     pub lines: Vec<CancelledLine>,
     pub reason: String,
+    /// The order's cancellation this answers (`CancelUnits`), when the order asked: the order
+    /// records the same operation, so that it records these units once and a crash between
+    /// the two appends is mended by the order's reaction to this event. Absent on events
+    /// written before the fulfillment order decided cancellations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 macro_rules! fulfillment_events {

@@ -101,6 +101,9 @@ pub struct Fulfillment {
     pub tracking_number: Option<String>,
     pub pickup_code: Option<String>,
     pub pickup_expires_at: Option<DateTime<Utc>>,
+    /// What each order cancellation (`CancelUnits`, by its operation) took from this order:
+    /// how a retried cancellation is answered with the units it cancelled the first time.
+    pub cancel_operations: BTreeMap<String, Vec<CancelledLine>>,
 }
 
 /// What a fulfillment order was created with.
@@ -122,6 +125,27 @@ impl Fulfillment {
             state.apply(e);
         }
         state
+    }
+
+    /// Whether units can still be cancelled: nothing has left the building or been handed
+    /// over, and the order is not finished.
+    pub fn is_cancellable(&self) -> bool {
+        use FulfillmentStatus as S;
+        matches!(
+            self.status,
+            Some(S::Open | S::Picked | S::Packed | S::ReadyForPickup)
+        )
+    }
+
+    /// Units of `line_id` the cancellation `operation` took here (0 if it took none).
+    pub fn cancelled_by(&self, operation: &str, line_id: &str) -> i64 {
+        self.cancel_operations.get(operation).map_or(0, |lines| {
+            lines
+                .iter()
+                .filter(|l| l.line_id == line_id)
+                .map(|l| l.qty)
+                .sum()
+        })
     }
 
     /// Units still to be handed to the customer (ordered here, not short, not cancelled).
@@ -177,6 +201,12 @@ impl Fulfillment {
             E::PickedUp(_) => self.status = Some(FulfillmentStatus::PickedUp),
             E::PickupExpired(_) => self.status = Some(FulfillmentStatus::Expired),
             E::FulfillmentLinesCancelled(e) => {
+                if let Some(operation) = &e.operation {
+                    self.cancel_operations
+                        .entry(operation.clone())
+                        .or_default()
+                        .extend(e.lines.iter().cloned());
+                }
                 for c in &e.lines {
                     if let Some(line) = self.lines.get_mut(&c.line_id) {
                         line.cancelled = line.cancelled.saturating_add(c.qty);

@@ -363,3 +363,114 @@ fn events_round_trip_through_their_stored_form() {
     }
     assert!(FulfillmentEvent::decode("Nope.v1", b"{}").is_none());
 }
+
+fn cancel_units(operation: &str, lines: &[(&str, i64)]) -> FulfillmentCommand {
+    FulfillmentCommand::CancelUnits {
+        operation: operation.into(),
+        lines: lines
+            .iter()
+            .map(|(id, qty)| CancelledLine {
+                line_id: (*id).into(),
+                qty: *qty,
+            })
+            .collect(),
+        reason: "CUSTOMER_REQUEST".into(),
+    }
+}
+
+#[test]
+fn an_order_cancellation_is_decided_here_and_refused_once_the_units_left() {
+    use FulfillmentCommand as C;
+    // Still in the building (ready at the counter): cancelled, recorded under its operation.
+    let ready_state = run(&[
+        create(FulfillmentKind::Pickup, vec![line("a", 2), line("b", 1)]),
+        pick(&[("a", 2, 0), ("b", 1, 0)]),
+        ready("K7QH3M"),
+    ]);
+    let events = decide(&ready_state, &cancel_units("op-1", &[("a", 1)]), now()).unwrap();
+    let [FulfillmentEvent::FulfillmentLinesCancelled(e)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.operation.as_deref(), Some("op-1"));
+    let mut after = ready_state.clone();
+    after.apply(&events[0]);
+    assert_eq!(after.cancelled_by("op-1", "a"), 1);
+    assert_eq!(after.lines["a"].qty, 1);
+    // The same operation again takes nothing more, whatever happened since.
+    assert_eq!(
+        decide(&after, &cancel_units("op-1", &[("a", 1)]), now()),
+        Ok(vec![])
+    );
+    // Handed over: the units left, a cancellation is refused and changes nothing.
+    let mut gone = ready_state.clone();
+    for e in decide(
+        &gone,
+        &C::HandOver {
+            pickup_code: "K7QH3M".into(),
+        },
+        now(),
+    )
+    .unwrap()
+    {
+        gone.apply(&e);
+    }
+    assert_eq!(
+        decide(&gone, &cancel_units("op-2", &[("a", 2)]), now()),
+        Err(FulfillmentError::WrongStatus {
+            action: "cancel",
+            status: FulfillmentStatus::PickedUp
+        })
+    );
+    // Shipped: refused too.
+    let shipped = run(&[
+        create(FulfillmentKind::Ship, vec![line("a", 2)]),
+        pick(&[("a", 2, 0)]),
+        C::Pack { packages: 1 },
+        ship(),
+    ]);
+    assert!(matches!(
+        decide(&shipped, &cancel_units("op-3", &[("a", 1)]), now()),
+        Err(FulfillmentError::WrongStatus {
+            status: FulfillmentStatus::Shipped,
+            ..
+        })
+    ));
+    // Asking for more than is left takes what is left (a short pick the order has not seen).
+    let short = run(&[
+        create(FulfillmentKind::Ship, vec![line("a", 3)]),
+        pick(&[("a", 2, 1)]),
+    ]);
+    let events = decide(&short, &cancel_units("op-4", &[("a", 3)]), now()).unwrap();
+    let mut after = short.clone();
+    after.apply(&events[0]);
+    assert_eq!(after.cancelled_by("op-4", "a"), 2);
+    assert_eq!(after.status, Some(FulfillmentStatus::Cancelled));
+    // Bad input is refused.
+    assert!(matches!(
+        decide(&short, &cancel_units("op-5", &[("zz", 1)]), now()),
+        Err(FulfillmentError::UnknownLine(_))
+    ));
+    assert!(matches!(
+        decide(&short, &cancel_units("op-6", &[("a", 0)]), now()),
+        Err(FulfillmentError::InvalidQuantity { .. })
+    ));
+    assert!(matches!(
+        decide(&short, &cancel_units(" ", &[("a", 1)]), now()),
+        Err(FulfillmentError::InvalidInput {
+            field: "operation",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_cancellation_event_without_an_operation_still_reads() {
+    let old = br#"{"lines":[{"lineId":"a","qty":1}],"reason":"CUSTOMER_REQUEST"}"#;
+    let decoded = FulfillmentEvent::decode("FulfillmentLinesCancelled.v1", old)
+        .unwrap()
+        .unwrap();
+    let FulfillmentEvent::FulfillmentLinesCancelled(e) = decoded else {
+        panic!()
+    };
+    assert_eq!(e.operation, None);
+}

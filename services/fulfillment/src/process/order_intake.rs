@@ -194,6 +194,23 @@ impl OrderIntake {
         Ok(created)
     }
 
+    /// Creates every fulfillment order of one order now, as this process will (or did) when it
+    /// reaches the order's `OrderPlaced` and `LineReassigned` events: the same ids and the same
+    /// content, so whichever comes second changes nothing. An order cancellation that reaches
+    /// the fulfillment orders before this process does uses it, so that the cancellation is
+    /// decided by the fulfillment order too, never by the order alone. Returns the ids.
+    pub async fn ensure_order(&self, order_id: Uuid) -> Result<Vec<Uuid>, IntakeError> {
+        let stream = format!("order-{order_id}");
+        let events = ichigen_shared::store::read_whole_stream(self.store.as_ref(), &stream).await?;
+        let mut created = Vec::new();
+        for event in events.iter().filter(|e| {
+            e.event_type.starts_with("OrderPlaced.") || e.event_type.starts_with("LineReassigned.")
+        }) {
+            created.extend(self.handle(event).await?);
+        }
+        Ok(created)
+    }
+
     /// One more fulfillment order at the new location, for the reassigned units.
     async fn handle_reassigned(&self, event: &RecordedEvent) -> Result<Uuid, IntakeError> {
         let unreadable = |detail: String| IntakeError::Unreadable {

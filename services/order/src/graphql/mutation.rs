@@ -5,8 +5,9 @@ use super::types::{
     CancelOrderInput, DeliveryMethod, OrderLineInput, OrderObject, PlaceOrderInput,
 };
 use crate::domain::order::Channel;
-use crate::domain::order::{LineQty, OrderCommand};
+use crate::domain::order::{LineQty, OrderError};
 use crate::domain::sourcing::{Delivery, SourcingError};
+use crate::handlers::cancel::CancelError;
 use crate::handlers::order::{LineRequest, PlaceError, PlaceRequest};
 use crate::ports::InventoryPortError;
 use async_graphql::{Context, Object, SimpleObject};
@@ -131,8 +132,11 @@ pub struct CancelOrderPayload {
 #[Object]
 impl CancelMutation {
     /// Cancels a whole order or lines/quantities of it that have not shipped or been picked
-    /// up: its customer, CS agents and admins. Stock is released and the payment voided or
-    /// refunded by the order's processes.
+    /// up: its customer, CS agents and admins. Each location holding units decides first:
+    /// units it already shipped or handed over are not cancelled and come back in `errors`
+    /// (`CONFLICT`, with the line's field), next to the order as it now stands; when no unit
+    /// could be cancelled, nothing changed and `order` is null. Stock is released and the
+    /// payment voided or refunded by the order's processes.
     async fn cancel_order(
         &self,
         ctx: &Context<'_>,
@@ -167,32 +171,40 @@ impl CancelMutation {
                 "no such order",
             ));
         }
-        let command = OrderCommand::Cancel {
-            lines: input.lines.map(|lines| {
-                lines
-                    .into_iter()
-                    .map(|l| LineQty {
-                        line_id: l.line_id,
-                        qty: l.quantity,
-                    })
-                    .collect()
-            }),
-            reason: input.reason,
-        };
+        let lines = input.lines.map(|lines| {
+            lines
+                .into_iter()
+                .map(|l| LineQty {
+                    line_id: l.line_id,
+                    qty: l.quantity,
+                })
+                .collect()
+        });
         let metadata = request_context(ctx)?.metadata();
-        match svc.orders.execute(order_id, command, metadata).await {
+        let refusal = |e: &OrderError| {
+            UserError::refusal(
+                match e.code() {
+                    "NOT_FOUND" => ErrorCode::NotFound,
+                    "CONFLICT" => ErrorCode::Conflict,
+                    _ => ErrorCode::InvalidInput,
+                },
+                e.field(),
+                &[("qty", "quantity")],
+                e.to_string(),
+            )
+        };
+        match svc
+            .orders
+            .cancel(order_id, lines, &input.reason, metadata)
+            .await
+        {
             Ok(done) => Ok(CancelOrderPayload {
-                order: Some(OrderObject(done.order)),
-                position: done.position.map(|p| p.to_string()),
-                errors: vec![],
+                order: Some(OrderObject(done.executed.order)),
+                position: done.executed.position.map(|p| p.to_string()),
+                errors: done.not_cancelled.iter().map(refusal).collect(),
             }),
-            Err(e) => match place_errors(e) {
-                Ok(errors) => Ok(CancelOrderPayload {
-                    errors,
-                    ..Default::default()
-                }),
-                Err(e) => Err(internal_error(ctx, "the order could not be cancelled", &e)),
-            },
+            Err(CancelError::Order(e)) => refused(refusal(&e)),
+            Err(e) => Err(internal_error(ctx, "the order could not be cancelled", &e)),
         }
     }
 }

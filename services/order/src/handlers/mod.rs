@@ -1,4 +1,5 @@
 //! Command handlers of the order service.
 
+pub mod cancel;
 pub mod catalog;
 pub mod order;

@@ -39,7 +39,9 @@ use crate::domain::order::{
 };
 use crate::domain::sourcing::{self, Delivery, SourcingError};
 use crate::payment::{PaymentError, PaymentProvider, ProviderReference};
-use crate::ports::{InventoryPort, InventoryPortError, ReservationRef, ReservationRequest};
+use crate::ports::{
+    FulfillmentPort, InventoryPort, InventoryPortError, ReservationRef, ReservationRequest,
+};
 use crate::projections::catalog::CatalogView;
 use chrono::Duration;
 use ichigen_shared::aggregate::{self, fold_stream, Encoding, ExecuteError, FoldError, Start};
@@ -224,6 +226,8 @@ pub struct OrderHandlers {
     inventory: Arc<dyn InventoryPort>,
     payments: Arc<dyn PaymentProvider>,
     clock: Arc<dyn Clock>,
+    /// Where cancellations of units a location holds are decided ([`Self::cancel`]).
+    fulfillment: Option<Arc<dyn FulfillmentPort>>,
     /// Orders per location and day, subtracted from the candidates' daily capacity.
     capacity: Option<Arc<crate::projections::capacity::CapacityLedger>>,
     /// One placement per order id at a time in this process (striped by id): a retry racing
@@ -310,12 +314,30 @@ impl OrderHandlers {
             inventory,
             payments,
             clock,
+            fulfillment: None,
             capacity: None,
             placing: Arc::new(StripedLock::new(PLACING_STRIPES)),
             refunding: Arc::new(StripedLock::new(PLACING_STRIPES)),
             recorded: Arc::default(),
             recently_placed: Arc::default(),
         }
+    }
+
+    /// Cancels units a location holds through the fulfillment service
+    /// ([`crate::handlers::cancel`]).
+    pub fn with_fulfillment(mut self, port: Arc<dyn FulfillmentPort>) -> Self {
+        self.fulfillment = Some(port);
+        self
+    }
+
+    /// The fulfillment service, when this process can reach it.
+    pub fn fulfillment(&self) -> Option<&Arc<dyn FulfillmentPort>> {
+        self.fulfillment.as_ref()
+    }
+
+    /// The time commands are decided at.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// Sources against what each location has left of its daily capacity today.

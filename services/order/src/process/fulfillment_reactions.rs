@@ -15,6 +15,7 @@
 //! | `FulfillmentDelivered`, `FulfillmentPickedUp` (SHIP_TO_STORE) | `MarkDelivered` |
 //! | `FulfillmentPickupExpired` | `Cancel` the units still held at the store (`PICKUP_EXPIRED`) |
 //! | `FulfillmentLinesPicked` with short units | `MarkShortPicked`, the discrepancy recorded in inventory, then `ReassignLine` to locations that reserved the units, else `Cancel` (`OUT_OF_STOCK`) |
+//! | `FulfillmentLinesCancelled` of an order cancellation (with an `operation`) | `CancelConfirmed` of those units, if the cancel handler did not record them (it stopped between its two appends) |
 //!
 //! **Order events → side effects**, so that every side effect follows from a recorded fact
 //! whoever caused it (this process, a customer's cancel, staff):
@@ -22,7 +23,7 @@
 //! | order event | side effects |
 //! |---|---|
 //! | `OrderShipped`, `OrderPickedUp` | consume the reservations; capture the units' value |
-//! | `OrderLinesCancelled` | release; cancel the units at fulfillment; void or refund |
+//! | `OrderLinesCancelled` | release; void or refund |
 //! | `LineShortPicked` | release |
 //! | `LineReassigned` | confirm the new reservation; release and cancel at the old location |
 //!
@@ -45,7 +46,10 @@
 //!   order, so a retry is recognised before the provider is asked; a void is idempotent. The
 //!   provider answers a repeated operation with its first reference, which the order then
 //!   recognises as recorded.
-//! - fulfillment: cancellations are absolute targets ([`FulfillmentTarget`]).
+//! - fulfillment: nothing is sent. A cancellation of units a location holds is decided by
+//!   its fulfillment order before the order records it ([`crate::handlers::cancel`]); every
+//!   other cancellation follows from the fulfillment order having stopped already (an expired
+//!   pickup, a short pick).
 //!
 //! A refusal by a domain (an event that no longer fits the order) is logged and the event is
 //! skipped; anything else (store, unreachable service) stops the run, which restarts from the
@@ -54,13 +58,10 @@
 use crate::domain::order::{
     self, LineQty, LineState, Order, OrderCommand, OrderEvent, OrderStatus, OUT_OF_STOCK,
 };
-use crate::domain::sourcing::{self, Delivery, SourcingLine};
+use crate::domain::sourcing::{self, SourcingLine};
 use crate::handlers::order::{OrderHandlers, PlaceError, RefundError, HOLD};
 use crate::payment::{PaymentError, ProviderReference};
-use crate::ports::{
-    FulfillmentPort, FulfillmentPortError, FulfillmentTarget, InventoryPortError, ReservationRef,
-    ReservationRequest, WorkKind,
-};
+use crate::ports::{FulfillmentPortError, InventoryPortError, ReservationRef, ReservationRequest};
 use ichigen_shared::aggregate::FoldError;
 use ichigen_shared::checkpoint::Follower;
 use ichigen_shared::clock::Clock;
@@ -78,8 +79,6 @@ use uuid::Uuid;
 pub const NAME: &str = "order-fulfillment-reactions";
 /// Why units of a pickup that was not collected were cancelled.
 pub const PICKUP_EXPIRED: &str = "PICKUP_EXPIRED";
-/// Why a fulfillment order lost units that moved to another location.
-pub const REASSIGNED: &str = "REASSIGNED";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReactionError {
@@ -141,6 +140,7 @@ struct CreatedLineShape {
     line_id: String,
     sku: String,
     qty: i64,
+    reservation_id: String,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +160,10 @@ struct PickedLineShape {
 #[serde(rename_all = "camelCase")]
 struct CancelledShape {
     lines: Vec<LineQty>,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    operation: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +181,8 @@ struct FulfillmentShape {
     kind: String,
     /// line id → (sku, units left to fulfil).
     lines: BTreeMap<String, (String, i64)>,
+    /// line id → the reservation holding its units here.
+    reservations: BTreeMap<String, String>,
 }
 
 impl FulfillmentShape {
@@ -193,8 +199,9 @@ impl FulfillmentShape {
 /// The event types the reactions handle ([`FulfillmentReactions::handle`]). The subscription
 /// takes only these: every placement's `OrderPlaced` and `PaymentAuthorized` (the bulk of the
 /// order category) would otherwise be delivered, decoded and ignored.
-const REACTS_TO: [&str; 11] = [
+const REACTS_TO: [&str; 12] = [
     "FulfillmentShipped.",
+    "FulfillmentLinesCancelled.",
     "FulfillmentReadyForPickup.",
     "FulfillmentPickedUp.",
     "FulfillmentDelivered.",
@@ -212,22 +219,15 @@ const REACTS_TO: [&str; 11] = [
 pub struct FulfillmentReactions {
     store: DynEventStore,
     orders: OrderHandlers,
-    fulfillment: Arc<dyn FulfillmentPort>,
     clock: Arc<dyn Clock>,
     checkpoint: String,
 }
 
 impl FulfillmentReactions {
-    pub fn new(
-        store: DynEventStore,
-        orders: OrderHandlers,
-        fulfillment: Arc<dyn FulfillmentPort>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(store: DynEventStore, orders: OrderHandlers, clock: Arc<dyn Clock>) -> Self {
         FulfillmentReactions {
             store,
             orders,
-            fulfillment,
             clock,
             checkpoint: NAME.to_owned(),
         }
@@ -291,6 +291,7 @@ impl FulfillmentReactions {
                 "FulfillmentDelivered" => self.on_delivered(event).await,
                 "FulfillmentPickupExpired" => self.on_pickup_expired(event).await,
                 "FulfillmentLinesPicked" => self.on_lines_picked(event).await,
+                "FulfillmentLinesCancelled" => self.on_fulfillment_cancelled(event).await,
                 _ => Ok(()),
             },
             c if c == crate::CATEGORY => {
@@ -324,7 +325,7 @@ impl FulfillmentReactions {
                             .iter()
                             .map(|r| r.reservation_id.clone())
                             .collect();
-                        self.on_released(order_id, event, &ids, &e.reason).await?;
+                        self.on_released(order_id, event, &ids).await?;
                         self.settle_payment(order_id, event).await
                     }
                     OrderEvent::LineShortPicked(e) => {
@@ -357,7 +358,7 @@ impl FulfillmentReactions {
                             .iter()
                             .map(|r| r.reservation_id.clone())
                             .collect();
-                        self.on_released(order_id, event, &ids, REASSIGNED).await
+                        self.on_released(order_id, event, &ids).await
                     }
                     _ => Ok(()),
                 }
@@ -455,6 +456,42 @@ impl FulfillmentReactions {
         let command = OrderCommand::Cancel {
             lines: Some(lines),
             reason: PICKUP_EXPIRED.into(),
+        };
+        self.orders
+            .execute(f.order_id, command, self.metadata(event))
+            .await?;
+        Ok(())
+    }
+
+    /// An order cancellation the fulfillment order decided: the order records the same units
+    /// under the same operation (nothing, when the cancel handler already did).
+    async fn on_fulfillment_cancelled(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
+        let cancelled: CancelledShape = decode(event)?;
+        let Some(operation) = cancelled.operation else {
+            return Ok(());
+        };
+        let f = self.fulfillment_at(event).await?;
+        let held = cancelled
+            .lines
+            .iter()
+            .filter_map(|l| {
+                Some(order::ReservationRelease {
+                    line_id: l.line_id.clone(),
+                    reservation_id: f.reservations.get(&l.line_id)?.clone(),
+                    location: f.location.clone(),
+                    qty: l.qty,
+                })
+            })
+            .collect();
+        let command = OrderCommand::CancelConfirmed {
+            operation,
+            held,
+            unheld: vec![],
+            reason: if cancelled.reason.trim().is_empty() {
+                "CANCELLED".to_owned()
+            } else {
+                cancelled.reason
+            },
         };
         self.orders
             .execute(f.order_id, command, self.metadata(event))
@@ -713,41 +750,17 @@ impl FulfillmentReactions {
         Ok(())
     }
 
-    /// Units given up (cancelled, moved): release what the order no longer holds, cancel the
-    /// excess at the fulfillment orders.
+    /// Units given up (cancelled, moved): release what the order no longer holds. Their
+    /// fulfillment orders stopped them already (see the module documentation).
     async fn on_released(
         &self,
         order_id: Uuid,
         event: &RecordedEvent,
         ids: &BTreeSet<String>,
-        reason: &str,
     ) -> Result<(), ReactionError> {
         let (order, _) = self.orders.load(order_id).await?;
-        let metadata = self.metadata(event);
-        self.sync_reservations(&order, ids, metadata.clone())
-            .await?;
-        let targets: Vec<FulfillmentTarget> = order
-            .lines
-            .iter()
-            .flat_map(|l| {
-                l.allocations
-                    .iter()
-                    .filter(|a| ids.contains(&a.reservation_id))
-                    .map(|a| FulfillmentTarget {
-                        line_id: l.line_id.clone(),
-                        location: a.location.clone(),
-                        work: work_of(&l.delivery),
-                        reservation_id: a.reservation_id.clone(),
-                        keep: a.qty - a.released,
-                    })
-            })
-            .collect();
-        if !targets.is_empty() {
-            self.fulfillment
-                .cancel_beyond(order_id, &targets, reason, metadata)
-                .await?;
-        }
-        Ok(())
+        self.sync_reservations(&order, ids, self.metadata(event))
+            .await
     }
 
     /// After a cancellation: void a fully cancelled order with nothing captured; refund what
@@ -883,6 +896,11 @@ impl FulfillmentReactions {
                         order_id: c.order_id,
                         location: c.location,
                         kind: c.kind,
+                        reservations: c
+                            .lines
+                            .iter()
+                            .map(|l| (l.line_id.clone(), l.reservation_id.clone()))
+                            .collect(),
                         lines: c
                             .lines
                             .into_iter()
@@ -934,15 +952,4 @@ fn decode<T: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<T, Re
         position: event.position.to_string(),
         detail: e.to_string(),
     })
-}
-
-/// How the fulfillment service groups a line's work.
-fn work_of(delivery: &Delivery) -> WorkKind {
-    match delivery {
-        Delivery::Ship { .. } => WorkKind::Ship,
-        Delivery::Pickup { .. } => WorkKind::Pickup,
-        Delivery::ShipToStore { store, .. } => WorkKind::ShipToStore {
-            store: store.clone(),
-        },
-    }
 }

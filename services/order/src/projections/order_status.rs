@@ -419,6 +419,7 @@ impl OrderRecord {
             lines: vec![line.clone()],
             payment: None,
             fulfillments: BTreeMap::new(),
+            cancel_operations: BTreeMap::new(),
         };
         alone.status().unwrap_or(self.status)
     }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use super::error::{non_empty, quantity, OrderError};
 use super::events::*;
 use super::{
-    Channel, FulfillmentKind, LineQty, LineState, Order, OrderCredit, OrderStatus,
+    Channel, FulfillmentKind, LineAllocation, LineQty, LineState, Order, OrderCredit, OrderStatus,
     PaymentAuthorization, PaymentState, PricedLine, ReservationRelease, ReservationUse,
     ReservedAllocation, MAX_LINES, MAX_LINE_QTY, OUT_OF_STOCK,
 };
@@ -78,8 +78,25 @@ pub enum OrderCommand {
         reference: String,
     },
     /// `None` cancels every unit not yet shipped or picked up.
+    ///
+    /// Decided on the order alone: for units whose fulfillment order already stopped them
+    /// (an expired pickup, a short pick). A customer's or an agent's cancellation of units a
+    /// location holds goes through the fulfillment orders first
+    /// (`OrderHandlers::cancel`), which record it as [`OrderCommand::CancelConfirmed`]; this
+    /// command also plans that cancellation without appending it.
     Cancel {
         lines: Option<Vec<LineQty>>,
+        reason: String,
+    },
+    /// Records a cancellation the fulfillment orders decided: exactly the `held` units they
+    /// cancelled (per reservation), plus `unheld` units no location holds (short-picked and
+    /// waiting, or never allocated), which are the order's own to cancel. Each part is
+    /// recorded once per `operation`: the cancel handler and the reaction to the fulfillment
+    /// orders' `FulfillmentLinesCancelled` may both send it, in either order.
+    CancelConfirmed {
+        operation: String,
+        held: Vec<ReservationRelease>,
+        unheld: Vec<LineQty>,
         reason: String,
     },
     /// Release the whole authorization: only once the order is fully cancelled and nothing
@@ -224,6 +241,12 @@ pub fn decide(
             .into()])
         }
         C::Cancel { lines, reason } => cancel(state, currency, lines.as_deref(), reason),
+        C::CancelConfirmed {
+            operation,
+            held,
+            unheld,
+            reason,
+        } => cancel_confirmed(state, currency, operation, held, unheld, reason),
         C::CapturePayment { amount, reference } => {
             let p = payment(state)?;
             non_empty("reference", reference)?;
@@ -537,6 +560,7 @@ fn place(state: &Order, p: &PlaceOrder, now: DateTime<Utc>) -> Result<Vec<OrderE
                 amount: short_amount,
                 reservations_to_release: vec![],
                 short_picked_cleared: vec![],
+                operation: None,
             }
             .into(),
         );
@@ -771,6 +795,84 @@ fn cancel(
         amount,
         reservations_to_release: releases,
         short_picked_cleared: cleared,
+        operation: None,
+    }
+    .into()])
+}
+
+fn cancel_confirmed(
+    state: &Order,
+    currency: Currency,
+    operation: &str,
+    held: &[ReservationRelease],
+    unheld: &[LineQty],
+    reason: &str,
+) -> Result<Vec<OrderEvent>, OrderError> {
+    non_empty("reason", reason)?;
+    non_empty("operation", operation)?;
+    let recorded = state.cancel_operations.get(operation);
+    let mut per_line: BTreeMap<String, i64> = BTreeMap::new();
+    let mut releases = Vec::new();
+    for h in held {
+        if recorded.is_some_and(|r| r.reservations.contains(&h.reservation_id)) {
+            continue;
+        }
+        let line = known_line(state, "held", &h.line_id)?;
+        // The fulfillment order cancelled these units: they cannot have left since, so the
+        // reservation still holds them; the clamp only guards a hand-written command.
+        let open = line
+            .allocations
+            .iter()
+            .find(|a| a.reservation_id == h.reservation_id)
+            .map_or(0, LineAllocation::open);
+        let take = h.qty.min(open);
+        if take > 0 {
+            releases.push(ReservationRelease {
+                qty: take,
+                ..h.clone()
+            });
+            *per_line.entry(h.line_id.clone()).or_default() += take;
+        }
+    }
+    let mut cleared = Vec::new();
+    if !recorded.is_some_and(|r| r.unheld_recorded) {
+        for u in unheld {
+            let line = known_line(state, "unheld", &u.line_id)?;
+            let mut left = u.qty.min(line.open() - line.held()).max(0);
+            let take = left;
+            for (location, short) in &line.short_picked {
+                let clear = (*short).min(left);
+                if clear > 0 {
+                    cleared.push(ShortPickedCleared {
+                        line_id: line.line_id.clone(),
+                        location: location.clone(),
+                        qty: clear,
+                    });
+                    left -= clear;
+                }
+            }
+            if take > 0 {
+                *per_line.entry(u.line_id.clone()).or_default() += take;
+            }
+        }
+    }
+    if per_line.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut amount = Money::zero(currency);
+    let mut lines = Vec::with_capacity(per_line.len());
+    for (line_id, qty) in per_line {
+        let line = known_line(state, "lines", &line_id)?;
+        amount = value(amount, line.unit_price, qty, "lines")?;
+        lines.push(LineQty::new(line_id, qty));
+    }
+    Ok(vec![OrderLinesCancelled {
+        lines,
+        reason: reason.to_owned(),
+        amount,
+        reservations_to_release: releases,
+        short_picked_cleared: cleared,
+        operation: Some(operation.to_owned()),
     }
     .into()])
 }

@@ -90,6 +90,16 @@ pub enum OrderError {
     /// A whole-order cancel when every unit is already shipped or picked up.
     #[error("nothing left to cancel: every unit is shipped or picked up")]
     NothingToCancel,
+    /// The fulfillment order holding units of the line refused to cancel them: they were
+    /// shipped or handed over (or the pickup expired) before the cancellation reached it.
+    #[error("line {line_id}: {qty} unit(s) could not be cancelled: {why}")]
+    NotCancellable {
+        field: String,
+        line_id: String,
+        qty: i64,
+        /// E.g. "their fulfillment is PICKED_UP".
+        why: String,
+    },
     /// A fulfillment id reused with different content.
     #[error("fulfillment {fulfillment_id} was already recorded differently")]
     FulfillmentConflict { fulfillment_id: String },
@@ -142,6 +152,7 @@ impl OrderError {
             | IdempotencyKeyReused
             | ExceedsAvailable { .. }
             | NothingToCancel
+            | NotCancellable { .. }
             | FulfillmentConflict { .. }
             | ReservationConflict { .. }
             | CaptureExceedsAuthorized { .. }
@@ -167,7 +178,8 @@ impl OrderError {
             | WrongDelivery { field, .. }
             | OverAllocated { field, .. }
             | LineNotFullyAllocated { field, .. }
-            | ExceedsAvailable { field, .. } => Some(field),
+            | ExceedsAvailable { field, .. }
+            | NotCancellable { field, .. } => Some(field),
             NothingSourced => Some("lines"),
             PaymentAmountMismatch { .. } => Some("payment.amount"),
             OrderExists => Some("orderId"),

@@ -56,6 +56,12 @@ pub struct OrderLinesCancelled {
     pub amount: Money,
     pub reservations_to_release: Vec<ReservationRelease>,
     pub short_picked_cleared: Vec<ShortPickedCleared>,
+    /// The cancellation operation the fulfillment orders decided first (`CancelConfirmed`):
+    /// their `FulfillmentLinesCancelled` carry the same, so each of its parts is recorded here
+    /// once. Absent for cancellations no fulfillment order had to agree to (expired pickups,
+    /// out of stock) and on events written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 /// Short-picked units of a line at a location that are no longer waiting for a new location.

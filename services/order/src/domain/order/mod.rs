@@ -357,6 +357,17 @@ pub struct Order {
     pub lines: Vec<LineState>,
     pub payment: Option<PaymentState>,
     pub fulfillments: BTreeMap<(FulfillmentKind, String), Fulfillment>,
+    /// What each confirmed cancellation (`CancelConfirmed`, by operation) has recorded.
+    pub cancel_operations: BTreeMap<String, CancelOperation>,
+}
+
+/// The parts of one confirmed cancellation recorded so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelOperation {
+    /// Reservations whose units it cancelled (as the fulfillment orders answered).
+    pub reservations: std::collections::BTreeSet<String>,
+    /// Whether its units that no location holds were recorded.
+    pub unheld_recorded: bool,
 }
 
 impl Order {
@@ -497,6 +508,19 @@ impl Order {
                     .collect();
             }
             OrderEvent::OrderLinesCancelled(e) => {
+                if let Some(operation) = &e.operation {
+                    let recorded = self.cancel_operations.entry(operation.clone()).or_default();
+                    recorded.reservations.extend(
+                        e.reservations_to_release
+                            .iter()
+                            .map(|r| r.reservation_id.clone()),
+                    );
+                    let held: i64 = e.reservations_to_release.iter().map(|r| r.qty).sum();
+                    let all: i64 = e.lines.iter().map(|l| l.qty).sum();
+                    if all > held {
+                        recorded.unheld_recorded = true;
+                    }
+                }
                 for c in &e.lines {
                     if let Some(line) = self.line_mut(&c.line_id) {
                         line.cancelled = line.cancelled.saturating_add(c.qty);

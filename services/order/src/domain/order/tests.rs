@@ -1291,3 +1291,98 @@ fn a_refund_records_its_operation_and_the_operation_names_one_refund() {
     let json = serde_json::to_value(&events[0]).unwrap();
     assert_eq!(json["data"]["operation"], "rma:1");
 }
+
+fn confirmed(
+    operation: &str,
+    held: &[(&str, &str, &str, i64)],
+    unheld: &[(&str, i64)],
+) -> OrderCommand {
+    OrderCommand::CancelConfirmed {
+        operation: operation.into(),
+        held: held
+            .iter()
+            .map(|(line, reservation, location, qty)| ReservationRelease {
+                line_id: (*line).into(),
+                reservation_id: (*reservation).into(),
+                location: (*location).into(),
+                qty: *qty,
+            })
+            .collect(),
+        unheld: unheld.iter().map(|(l, q)| LineQty::new(*l, *q)).collect(),
+        reason: "CUSTOMER_REQUEST".into(),
+    }
+}
+
+#[test]
+fn a_confirmed_cancellation_records_each_part_once_in_any_order() {
+    let order = placed();
+    // The fulfillment order's reaction records the held part first …
+    let (events, after) = then(
+        &order,
+        confirmed("op-1", &[("L1", "r1", "DC-EAST", 1)], &[]),
+    );
+    let [OrderEvent::OrderLinesCancelled(e)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.operation.as_deref(), Some("op-1"));
+    assert_eq!(e.amount, yen(1000));
+    assert_eq!(e.reservations_to_release.len(), 1);
+    assert_eq!(after.line("L1").unwrap().cancelled, 1);
+    // … then the handler sends the whole: nothing is recorded twice.
+    assert_eq!(
+        when(
+            &after,
+            confirmed("op-1", &[("L1", "r1", "DC-EAST", 1)], &[])
+        ),
+        Ok(vec![])
+    );
+    // Another operation cancels more.
+    let (_, more) = then(
+        &after,
+        confirmed("op-2", &[("L1", "r1", "DC-EAST", 1)], &[]),
+    );
+    assert_eq!(more.line("L1").unwrap().cancelled, 2);
+    assert_eq!(more.line("L1").unwrap().held(), 0);
+    // A reservation with nothing left open records nothing.
+    assert_eq!(
+        when(&more, confirmed("op-3", &[("L1", "r1", "DC-EAST", 1)], &[])),
+        Ok(vec![])
+    );
+    // Unknown lines are refused.
+    assert!(matches!(
+        when(
+            &order,
+            confirmed("op-4", &[("L9", "r9", "DC-EAST", 1)], &[])
+        ),
+        Err(E::UnknownLine { .. })
+    ));
+}
+
+#[test]
+fn units_no_location_holds_are_the_orders_own_to_cancel_once() {
+    // L1 short-picked at DC-EAST: both units wait for a new location.
+    let (_, short) = then(
+        &placed(),
+        OrderCommand::MarkShortPicked {
+            line_id: "L1".into(),
+            location: "DC-EAST".into(),
+            qty: 2,
+        },
+    );
+    let (events, after) = then(&short, confirmed("op-1", &[], &[("L1", 2)]));
+    let [OrderEvent::OrderLinesCancelled(e)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.short_picked_cleared.len(), 1);
+    assert_eq!(after.line("L1").unwrap().cancelled, 2);
+    assert_eq!(after.line("L1").unwrap().short_picked_total(), 0);
+    assert_eq!(
+        when(&after, confirmed("op-1", &[], &[("L1", 2)])),
+        Ok(vec![])
+    );
+    // Held units are never taken as unheld ones.
+    assert_eq!(
+        when(&placed(), confirmed("op-2", &[], &[("L1", 2)])),
+        Ok(vec![])
+    );
+}
