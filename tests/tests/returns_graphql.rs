@@ -1168,17 +1168,18 @@ async fn an_order_shipped_by_the_dc_is_returned_at_a_store_counter() {
         on_hand(l) == shinjuku_before + 1
     })
     .await;
-    // Size/fit: the customer pays the 800 JPY return shipping.
+    // Size/fit makes the customer pay return shipping, but nothing was shipped: the unit was
+    // handed in at the counter, so the whole 9990 JPY goes back.
     let cs = server.token("cs-agent", None, "agent-1");
     let refunded = accepted(&server, &cs, "refundReturn", json!({ "id": id })).await;
     assert_eq!(
         amount(&refunded["return"]["refundedTotal"]),
-        "9190",
+        "9990",
         "{refunded}"
     );
     assert_eq!(
         amount(&order(&server, &order_id).await["payment"]["refunded"]),
-        "9190"
+        "9990"
     );
     // Shinjuku's list of returns received there has it; Umeda's does not.
     let position = refunded["position"].as_str().unwrap();

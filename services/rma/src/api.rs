@@ -239,6 +239,7 @@ async fn receipt(
                             .into_iter()
                             .map(|l| ReceivedLine::new(l.rma_line_id, l.qty))
                             .collect(),
+                        in_person: false,
                     },
                 })
             })

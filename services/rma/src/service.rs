@@ -15,6 +15,7 @@
 //! (`rma:<id>:refund:<n>`), so a retry after a crash between paying and recording pays
 //! nothing twice: the order answers the same operation with its first answer.
 
+use crate::domain::rma::COUNTER_RECEIPT;
 use crate::domain::{
     exchange_terms, refund_quote, OrderFacts, ReceivedLine, RequestedLine, Rma, RmaCommand,
     RmaError,
@@ -270,9 +271,10 @@ impl RmaService {
             .execute(
                 rma_id,
                 RmaCommand::Receive {
-                    receipt_id: format!("counter:{rma_id}"),
+                    receipt_id: format!("{COUNTER_RECEIPT}{rma_id}"),
                     location: store.to_owned(),
                     lines,
+                    in_person: true,
                 },
                 metadata,
             )

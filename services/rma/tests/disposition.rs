@@ -130,6 +130,7 @@ async fn graded_return(store: &DynEventStore) -> Uuid {
             receipt_id: "RC1".into(),
             location: "S1".into(),
             lines: vec![ReceivedLine::new("R1", 3)],
+            in_person: false,
         },
         meta(),
     )

@@ -202,6 +202,7 @@ async fn request_approve_receive_grade_refund_is_stored_and_reloads() {
         receipt_id: "RCPT-1".into(),
         location: "TKY-DC1".into(),
         lines: vec![ReceivedLine::new("R1", 1)],
+        in_person: false,
     })
     .await;
     let graded = step(RmaCommand::Grade {
@@ -404,6 +405,7 @@ async fn a_refused_command_appends_nothing() {
                     receipt_id: "RCPT-1".into(),
                     location: "TKY-DC1".into(),
                     lines: vec![ReceivedLine::new("R1", 1)],
+                    in_person: false,
                 },
                 meta(),
             )

@@ -216,6 +216,7 @@ async fn received_return(svc: &RmaService, key: &str, qty: i64) -> Uuid {
             receipt_id: format!("rc-{key}"),
             location: "S1".into(),
             lines: vec![ReceivedLine::new("R1", qty)],
+            in_person: false,
         },
         meta(),
     )

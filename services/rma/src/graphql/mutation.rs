@@ -284,6 +284,7 @@ impl RmaMutation {
                 .into_iter()
                 .map(|l| ReceivedLine::new(l.line_id, l.quantity))
                 .collect(),
+            in_person: false,
         };
         command_on(ctx, &input.id, command).await
     }
@@ -319,8 +320,8 @@ impl RmaMutation {
 
     /// CS agents and admins refund every received unit not yet settled (graded first where
     /// the reason requires an inspection): what was paid, less the restocking fee and the
-    /// customer-paid return shipping, never more than the order still has captured across
-    /// all its returns.
+    /// customer-paid return shipping (for units sent back, not handed in at a counter), never
+    /// more than the order still has captured across all its returns.
     async fn refund_return(
         &self,
         ctx: &Context<'_>,

@@ -118,7 +118,8 @@ pub struct ReturnReasonObject {
     /// Percentage of the returned value kept by the merchant, as a decimal string.
     pub restocking_fee_percent: String,
     pub customer_pays_shipping: bool,
-    /// Deducted once per return when the customer pays the return shipping.
+    /// Deducted once per return when the customer pays the return shipping and sent the
+    /// units back; never for units handed in at a store's counter.
     pub return_shipping_fee: MoneyObject,
     /// A request with only auto-approving reasons is approved at once.
     pub auto_approve: bool,

@@ -76,6 +76,9 @@ pub enum RmaCommand {
         receipt_id: String,
         location: String,
         lines: Vec<ReceivedLine>,
+        /// Handed in by the customer in person (a store's counter) rather than sent back: no
+        /// return shipping is ever deducted for these units.
+        in_person: bool,
     },
     /// An inspector's grade for a received unit (must be active in the current policy). The
     /// same grade again is a retry; another grade is refused.
@@ -158,7 +161,8 @@ pub fn decide(
             receipt_id,
             location,
             lines,
-        } => receive(state, receipt_id, location, lines),
+            in_person,
+        } => receive(state, receipt_id, location, lines, *in_person),
         C::Grade {
             unit_id,
             grade_code,
@@ -420,6 +424,7 @@ fn receive(
     receipt_id: &str,
     location: &str,
     lines: &[ReceivedLine],
+    in_person: bool,
 ) -> Result<Vec<RmaEvent>, RmaError> {
     text("receiptId", receipt_id, MAX_ID_CHARS)?;
     text("location", location, MAX_ID_CHARS)?;
@@ -473,6 +478,7 @@ fn receive(
         location: location.to_owned(),
         lines: lines.to_vec(),
         units,
+        in_person,
     }
     .into()])
 }

@@ -67,6 +67,11 @@ pub struct ReturnReceived {
     /// The receipt as sent (to recognise a retry).
     pub lines: Vec<ReceivedLine>,
     pub units: Vec<ReceivedUnit>,
+    /// Handed in at a counter, not shipped back: no return shipping is deducted for these
+    /// units. Absent (false) on receipts written before; a counter receipt of then is known by
+    /// its id (`counter:<rmaId>`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_person: bool,
 }
 
 /// An inspector graded a unit; its disposition is fixed from here. For a resale, the resale

@@ -56,6 +56,10 @@ pub const MAX_NOTE_CHARS: usize = 1_000;
 pub const MAX_ID_CHARS: usize = 200;
 /// `by` of a `ReturnApproved { auto: true }`: the policy approved it, not a person.
 pub const AUTO_APPROVER: &str = "policy";
+/// How a store's counter names its receipt of a return (`counter:<rmaId>`): on receipts
+/// written before `ReturnReceived` said `inPerson`, this prefix is what tells a counter
+/// receipt from a parcel.
+pub const COUNTER_RECEIPT: &str = "counter:";
 
 /// The stream of one return.
 pub fn stream_name(rma_id: Uuid) -> String {
@@ -277,6 +281,8 @@ pub struct ReturnUnit {
 pub struct Receipt {
     pub location: String,
     pub lines: Vec<ReceivedLine>,
+    /// Handed in person at a counter (see `ReturnReceived::in_person`).
+    pub in_person: bool,
 }
 
 /// The folded state of one return. `Default` is "no such return".
@@ -439,6 +445,7 @@ impl Rma {
                     Receipt {
                         location: e.location.clone(),
                         lines: e.lines.clone(),
+                        in_person: e.in_person || e.receipt_id.starts_with(COUNTER_RECEIPT),
                     },
                 );
                 for r in &e.lines {

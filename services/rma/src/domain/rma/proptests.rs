@@ -90,7 +90,7 @@ proptest! {
         let items: Vec<QuoteItem<'_>> = lines
             .iter()
             .zip(&specs)
-            .map(|(l, s)| (l, (1..=s.qty).map(|n| format!("{}-{n}", l.rma_line_id)).collect()))
+            .map(|(l, s)| (l, (1..=s.qty).map(|n| format!("{}-{n}", l.rma_line_id)).collect(), true))
             .collect();
         let left = minor(left_minor, currency);
         let q = quote(currency, &items, charged, Some(left)).unwrap();
@@ -236,6 +236,7 @@ proptest! {
                     receipt_id: format!("W{r}"),
                     location: "DC".into(),
                     lines: vec![ReceivedLine::new(format!("R{}", l + 1), *q)],
+                    in_person: false,
                 },
                 Op::Grade(u, g) => RmaCommand::Grade {
                     unit_id: state

@@ -6,8 +6,9 @@
 //! - **restocking fee** = per return line, `gross of the line × its reason's % / 100`, rounded
 //!   *down* to the currency's minor units (a fraction of a yen goes to the customer);
 //! - **shipping fee** = the customer-paid return shipping, once per return: deducted by the
-//!   first settlement that covers a unit whose reason says the customer pays (the lowest such
-//!   fee if reasons differ: one parcel, and ties go to the customer);
+//!   first settlement that covers a unit that was *sent back* (not handed in at a counter)
+//!   and whose reason says the customer pays (the lowest such fee if reasons differ: one
+//!   parcel, and ties go to the customer);
 //! - **amount** = `max(0, gross − restocking fee − shipping fee)`, then, for a refund, capped at
 //!   what the order can still refund (`captured − refunded` over every return and
 //!   cancellation): a return never gives back money that was not taken.
@@ -22,8 +23,10 @@ use super::events::SettlementBreakdown;
 use super::{Rma, RmaLine};
 use crate::domain::error::RmaError;
 
-/// A return line with the ids of its units being settled (the quantity is their count).
-pub type QuoteItem<'a> = (&'a RmaLine, Vec<String>);
+/// A return line with the ids of its units being settled (the quantity is their count), and
+/// whether any of them was sent back rather than handed in at a counter (only a parcel costs
+/// return shipping).
+pub type QuoteItem<'a> = (&'a RmaLine, Vec<String>, bool);
 
 /// The part of a settlement that comes from one return line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +141,7 @@ pub fn quote(
     let mut shipping_fee: Option<Money> = None;
     let mut lines = Vec::with_capacity(items.len());
     let mut units = Vec::new();
-    for (line, line_units) in items {
+    for (line, line_units, sent_back) in items {
         if line_units.is_empty() {
             continue;
         }
@@ -160,7 +163,7 @@ pub fn quote(
         restocking_fee = restocking_fee
             .checked_add(fee)
             .map_err(|_| overflow("units"))?;
-        if line.reason.customer_pays_shipping && !shipping_already_charged {
+        if line.reason.customer_pays_shipping && *sent_back && !shipping_already_charged {
             let fee = line.reason.return_shipping_fee;
             shipping_fee = Some(match shipping_fee {
                 Some(f) if f.amount <= fee.amount => f,
@@ -226,12 +229,15 @@ fn settleable(rma: &Rma) -> Result<(Currency, Vec<QuoteItem<'_>>), RmaError> {
         .lines
         .iter()
         .map(|l| {
-            let ids = units
+            let of_line: Vec<_> = units
                 .iter()
                 .filter(|u| u.rma_line_id == l.line.rma_line_id)
-                .map(|u| u.unit_id.clone())
                 .collect();
-            (&l.line, ids)
+            let sent_back = of_line
+                .iter()
+                .any(|u| !rma.receipts.get(&u.receipt_id).is_some_and(|r| r.in_person));
+            let ids = of_line.iter().map(|u| u.unit_id.clone()).collect();
+            (&l.line, ids, sent_back)
         })
         .collect();
     Ok((header.currency, items))

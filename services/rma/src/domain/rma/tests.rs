@@ -128,6 +128,7 @@ fn receive(receipt: &str, lines: &[(&str, i64)]) -> RmaCommand {
             .iter()
             .map(|(l, q)| ReceivedLine::new(*l, *q))
             .collect(),
+        in_person: false,
     }
 }
 
@@ -657,6 +658,7 @@ fn units_are_received_with_stable_ids() {
                 sku: "TSHIRT-M".into(),
                 title: "TSHIRT-M title".into(),
             }],
+            in_person: false,
         })]
     );
     assert_eq!(s.status(), Some(RmaStatus::PartiallyReceived));
@@ -1425,4 +1427,40 @@ fn every_event_round_trips_and_folds_to_the_same_state() {
     let closed = serde_json::to_value(history.last().unwrap()).unwrap();
     // Refunded and exchanged units: REFUNDED (EXCHANGED only when no unit was refunded).
     assert_eq!(closed["data"]["closedFrom"], "REFUNDED");
+}
+
+#[test]
+fn units_handed_in_at_a_counter_pay_no_return_shipping() {
+    let counter = |receipt: &str| RmaCommand::Receive {
+        receipt_id: receipt.into(),
+        location: "STORE-A".into(),
+        lines: vec![ReceivedLine::new("R1", 1)],
+        in_person: true,
+    };
+    // SIZE_FIT: the customer pays ¥800 return shipping, when they ship the parcel.
+    let s = given([
+        request(&[("L1", 2, "SIZE_FIT")]),
+        approve("agent-7"),
+        counter("counter:1"),
+        grade("R1-1", "GOOD"),
+    ]);
+    let (events, s) = then(&s, refund(yen(24_767), "pay-1"));
+    let first = refund_issued(&events);
+    assert_eq!(
+        (first.breakdown.shipping_fee, first.amount),
+        (yen(0), yen(2990))
+    );
+    assert!(!s.shipping_fee_charged);
+    // The second unit comes by parcel: now the shipping is deducted, once.
+    let s = given_from(s, [receive("WMS-2", &[("R1", 1)]), grade("R1-2", "GOOD")]);
+    let (events, _) = then(&s, refund(yen(21_777), "pay-2"));
+    assert_eq!(refund_issued(&events).breakdown.shipping_fee, yen(800));
+    // A counter receipt recorded before `inPerson` existed is known by its id.
+    let old = br#"{"receiptId":"counter:9","location":"STORE-A","lines":[{"rmaLineId":"R1","qty":1}],"units":[{"unitId":"R1-1","rmaLineId":"R1","sku":"TSHIRT-M","title":"t"}]}"#;
+    let Some(Ok(event)) = RmaEvent::decode("ReturnUnitsReceived.v1", old) else {
+        panic!("an old receipt must still read")
+    };
+    let mut s = given([request(&[("L1", 2, "SIZE_FIT")]), approve("agent-7")]);
+    s.apply(&event);
+    assert!(s.receipts["counter:9"].in_person);
 }

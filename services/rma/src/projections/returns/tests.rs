@@ -236,6 +236,7 @@ impl Returns {
                 .iter()
                 .map(|(l, q)| ReceivedLine::new(*l, *q))
                 .collect(),
+            in_person: false,
         };
         self.step(rma_id, command, wms())
     }
