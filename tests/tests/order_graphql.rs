@@ -529,6 +529,35 @@ async fn a_web_order_shipped_by_the_dc_through_the_wms_api_is_delivered_and_capt
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     };
     let fid = task["id"].as_str().unwrap().to_string();
+    // The task names the fulfillment order by the UUID GraphQL shows as `rawId`.
+    let cs = server.token("cs-agent", None, "cs");
+    let (_, ids) = server
+        .graphql(
+            Some(&cs),
+            "query($id: ID!) { order(id: $id) { rawId fulfillments { id rawId } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let shown = &ids["data"]["order"];
+    assert_eq!(shown["fulfillments"][0]["rawId"], fid.as_str(), "{ids}");
+    assert_eq!(
+        ichigen_shared::graphql::conventions::encode_id("Order", shown["rawId"].as_str().unwrap())
+            .to_string(),
+        id
+    );
+    // The task list takes the location's GraphQL id as well as its code.
+    let by_location_id = request(
+        server.addr(),
+        "GET",
+        &format!("/api/fulfillment/v1/tasks/{}", location_id("TKY-DC1")),
+        &[("authorization", wms.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(by_location_id.status, 200, "{}", by_location_id.text());
+    assert_eq!(by_location_id.json()["tasks"][0]["id"], fid.as_str());
+    // The WMS API takes the GraphQL id as well as the UUID.
+    let graphql_fid = shown["fulfillments"][0]["id"].as_str().unwrap().to_string();
     let step = |path: &str, key: &str, body: Value| {
         let wms = wms.clone();
         let path = format!("/api/fulfillment/v1/fulfillments/{fid}/{path}");
@@ -552,6 +581,23 @@ async fn a_web_order_shipped_by_the_dc_through_the_wms_api_is_delivered_and_capt
             res.json()
         }
     };
+    let picked = request(
+        server.addr(),
+        "POST",
+        &format!("/api/fulfillment/v1/fulfillments/{graphql_fid}/pick"),
+        &[
+            ("authorization", wms.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", "p-0"),
+        ],
+        json!({ "lines": [{ "lineId": "L1", "picked": 1, "short": 0 }] })
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(picked.status, 200, "{}", picked.text());
+    assert_eq!(picked.json()["fulfillment"]["id"], fid.as_str());
+    // Sent again under the UUID: the same pick, nothing new.
     step(
         "pick",
         "p-1",

@@ -19,6 +19,7 @@ const SHIBUYA: &str = "TKY-SHIBUYA";
 const SHINJUKU: &str = "TKY-SHINJUKU";
 
 const RETURN_FIELDS: &str = "fragment R on Return {
+  rawId
   id orderId customerId requestedBy status
   decision { approved automatic by note }
   lines { id orderLineId sku quantity received unitPrice { amount currency } reason { code } }
@@ -1819,6 +1820,22 @@ async fn a_wms_receipt_is_idempotent_across_a_restart() {
     .await;
     assert_eq!(shown.status, 200, "{}", shown.text());
     assert_eq!(shown.json()["return"]["lines"][0]["received"], 2);
+    // GraphQL shows the UUID the WMS API names the return by, and the API takes the GraphQL
+    // id just as well (a WMS that got the id from GraphQL needs no decoding).
+    assert_eq!(rma["rawId"], rma_uuid.as_str(), "{rma}");
+    let by_graphql_id = request(
+        server.addr(),
+        "GET",
+        &format!("/api/returns/v1/returns/{id}"),
+        &[(
+            "authorization",
+            format!("Bearer {}", server.token("wms-integration", None, "wms-1")).as_str(),
+        )],
+        b"",
+    )
+    .await;
+    assert_eq!(by_graphql_id.status, 200, "{}", by_graphql_id.text());
+    assert_eq!(by_graphql_id.json(), shown.json());
     // The restarted server still knows both units are taken by the return.
     let e = refused(
         &server,

@@ -15,6 +15,9 @@
 //! not approved, more than requested, or of a receipt id already used with other content is a
 //! problem (409 `CONFLICT` / 422 `INVALID_INPUT`, with the field); nothing is recorded then.
 //!
+//! **Ids.** `{rmaId}` is the return's UUID (GraphQL shows it as `Return.rawId`) or its
+//! GraphQL id; `location` a location code or its GraphQL id.
+//!
 //! **Credentials.** A bearer token with role `WMS_INTEGRATION` or `ADMIN`.
 //!
 //! **Idempotency.** Twice over: the `receiptId` is recorded on the return's own stream, so
@@ -28,6 +31,7 @@ use crate::service::{RmaService, ServiceError};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ichigen_shared::aggregate::FoldError;
 use ichigen_shared::auth::jwt::JwtAuth;
+use ichigen_shared::graphql::conventions::{integration_key, node_type};
 use ichigen_shared::http::bulk::{recover_lines, LineOutcome};
 use ichigen_shared::http::idempotency::{Execution, KeyStreams};
 use ichigen_shared::http::request::{authorize_integration, keyed_write, parse_body};
@@ -78,7 +82,7 @@ pub struct ReceiptLineBody {
 pub struct ReceiptBody {
     /// The WMS's id of this receipt (unique per return).
     pub receipt_id: String,
-    /// The receiving location's code.
+    /// The receiving location's code (or its GraphQL `Location` id).
     pub location: String,
     pub lines: Vec<ReceiptLineBody>,
 }
@@ -173,13 +177,15 @@ struct Plan {
     command: RmaCommand,
 }
 
-/// The return id in the path; a malformed one names nothing that exists (404, field `id`).
+/// The return id in the path: the UUID (`Return.rawId` in GraphQL) or the GraphQL id
+/// itself. A malformed one names nothing that exists (404, field `id`).
 fn path_id(text: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(text).map_err(|_| {
+    let key = integration_key(node_type::RETURN, text);
+    Uuid::parse_str(&key).map_err(|_| {
         Problem::new(
             404,
             "NOT_FOUND",
-            format!("no return {text:?}: ids are UUIDs"),
+            format!("no return {text:?}: give its UUID (rawId) or its GraphQL id"),
         )
         .with_field("id")
     })
@@ -233,7 +239,7 @@ async fn receipt(
                     rma_id,
                     command: RmaCommand::Receive {
                         receipt_id: body.receipt_id,
-                        location: body.location,
+                        location: integration_key(node_type::LOCATION, &body.location),
                         lines: body
                             .lines
                             .into_iter()

@@ -320,6 +320,23 @@ impl MoneyInput {
 
 const ID_ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// The GraphQL type names inside the global ids of objects the integration APIs also name,
+/// spelled in one place for every crate (an id of `Order` made by one service must decode in
+/// another).
+pub mod node_type {
+    pub const ORDER: &str = "Order";
+    pub const FULFILLMENT_ORDER: &str = "FulfillmentOrder";
+    pub const RETURN: &str = "Return";
+    pub const LOCATION: &str = "Location";
+}
+
+/// What an integration API was given for an object of `expected_type`: its raw key (the UUID
+/// or code the GraphQL type shows as `rawId` / `code`) or its GraphQL global id, which is
+/// decoded. Anything else is returned as it is, for the caller's own check to refuse.
+pub fn integration_key(expected_type: &str, text: &str) -> String {
+    decode_id(expected_type, &ID(text.to_owned())).unwrap_or_else(|_| text.to_owned())
+}
+
 /// The global id of the `type_name` object with key `key`: `base64url("Type:key")`.
 pub fn encode_id(type_name: &str, key: &str) -> ID {
     ID(ID_ENGINE.encode(format!("{type_name}:{key}")))

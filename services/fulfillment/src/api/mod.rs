@@ -26,6 +26,10 @@
 //! quantity, a line missing or unknown) 422 `INVALID_INPUT` (field `lines`, `packages`, …).
 //! Repeating a step with the same content changes nothing and answers `position: null`.
 //!
+//! **Ids.** `{id}` is the fulfillment order's UUID (what tasks and events carry; GraphQL shows
+//! it as `FulfillmentOrder.rawId`) or its GraphQL id; `{location}` a location code or its
+//! GraphQL id.
+//!
 //! **Credentials.** A bearer token with role `WMS_INTEGRATION` or `ADMIN`; anything else is
 //! 403, no token 401.
 //!
@@ -43,6 +47,7 @@ use crate::FulfillmentService;
 use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::connection::{CursorType, OpaqueCursor};
 use ichigen_shared::auth::jwt::JwtAuth;
+use ichigen_shared::graphql::conventions::{integration_key, node_type};
 use ichigen_shared::http::request::{authorize_integration, keyed_write, parse_body, wait_failed};
 use ichigen_shared::http::{Answer, Problem};
 use ichigen_shared::store::Position;
@@ -144,14 +149,16 @@ async fn deliver(
     step(req, path, payload, &service, &auth, command).await
 }
 
-/// The fulfillment id in the path; a malformed one names nothing that exists (404, field
-/// `id`), refused before anything is recorded.
+/// The fulfillment id in the path: the UUID (`FulfillmentOrder.rawId` in GraphQL) or the
+/// GraphQL id itself. A malformed one names nothing that exists (404, field `id`), refused
+/// before anything is recorded.
 fn path_id(text: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(text).map_err(|_| {
+    let key = integration_key(node_type::FULFILLMENT_ORDER, text);
+    Uuid::parse_str(&key).map_err(|_| {
         Problem::new(
             404,
             "NOT_FOUND",
-            format!("no fulfillment order {text:?}: ids are UUIDs"),
+            format!("no fulfillment order {text:?}: give its UUID (rawId) or its GraphQL id"),
         )
         .with_field("id")
     })
@@ -203,7 +210,8 @@ async fn tasks(
     service: web::Data<FulfillmentService>,
     auth: web::Data<Arc<JwtAuth>>,
 ) -> HttpResponse {
-    let location = path.into_inner();
+    // A location code, or a GraphQL Location id.
+    let location = integration_key(node_type::LOCATION, &path.into_inner());
     let answer = async {
         let caller = authorize_integration(&req, &auth, API)?;
         let query = web::Query::<TasksQuery>::from_query(req.query_string())

@@ -6,15 +6,16 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use ichigen_shared::auth::Role;
 use ichigen_shared::graphql::conventions::encode_id;
+use ichigen_shared::graphql::conventions::node_type;
 use ichigen_shared::graphql::RequestContext;
 
 /// GraphQL type name of a fulfillment order: the type part of its global id.
-pub const FULFILLMENT_ORDER_TYPE: &str = "FulfillmentOrder";
+pub const FULFILLMENT_ORDER_TYPE: &str = node_type::FULFILLMENT_ORDER;
 /// The order service's type name, so that `orderId` can be passed to `order(id:)`.
-pub const ORDER_TYPE: &str = "Order";
+pub const ORDER_TYPE: &str = node_type::ORDER;
 /// The inventory service's type name of a location (its `LOCATION_TYPE`): location ids here
 /// are the ones `location(id:)` and the inventory queries take.
-pub const LOCATION_TYPE: &str = "Location";
+pub const LOCATION_TYPE: &str = node_type::LOCATION;
 
 /// What kind of work the location does.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -72,6 +73,13 @@ pub struct FulfillmentOrderObject(pub QueueEntry);
 impl FulfillmentOrderObject {
     async fn id(&self) -> ID {
         encode_id(FULFILLMENT_ORDER_TYPE, &self.0.fulfillment_id.to_string())
+    }
+
+    /// The fulfillment order's UUID: what the WMS fulfillment API's paths
+    /// (`/api/fulfillment/v1/fulfillments/{id}/…`), its task list and the event feed
+    /// (`fulfillment-<rawId>` streams) name it by. The API takes `id` too.
+    async fn raw_id(&self) -> String {
+        self.0.fulfillment_id.to_string()
     }
 
     /// The order's id (pass it to `order(id:)`).

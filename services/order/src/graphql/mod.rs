@@ -22,7 +22,7 @@ use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::graphql::conventions::{gql_error, ErrorCode};
 
 /// GraphQL type name of an order: the type part of its global id.
-pub const ORDER_TYPE: &str = "Order";
+pub const ORDER_TYPE: &str = ichigen_shared::graphql::conventions::node_type::ORDER;
 
 pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a OrderService> {
     ctx.data_opt::<OrderService>().ok_or_else(|| {

@@ -5,7 +5,7 @@ use crate::domain::order::{Channel, LineState, Order};
 use crate::domain::sourcing::Delivery;
 use async_graphql::{Enum, InputObject, Json, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use ichigen_shared::graphql::conventions::{encode_id, MoneyObject};
+use ichigen_shared::graphql::conventions::{encode_id, node_type, MoneyObject};
 
 /// Where an order stands, in the words retailers use.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -206,6 +206,15 @@ impl OrderObject {
             .unwrap_or_default();
         encode_id(ORDER_TYPE, &key)
     }
+    /// The order's UUID: how the event feed (`order-<rawId>` streams), the integration APIs
+    /// and receipts name it, and the order number `findOrdersForReturn(orderNumber:)` takes.
+    async fn raw_id(&self) -> String {
+        self.0
+            .header
+            .as_ref()
+            .map(|h| h.order_id.to_string())
+            .unwrap_or_default()
+    }
     async fn status(&self) -> Option<OrderStatusGql> {
         self.0.status().map(Into::into)
     }
@@ -263,7 +272,8 @@ impl OrderObject {
             .fulfillments
             .iter()
             .map(|f| OrderFulfillmentObject {
-                id: encode_id("FulfillmentOrder", &f.fulfillment_id.to_string()),
+                id: encode_id(node_type::FULFILLMENT_ORDER, &f.fulfillment_id.to_string()),
+                raw_id: f.fulfillment_id.to_string(),
                 location_code: f.location.clone(),
                 kind: f.kind.as_str().to_string(),
                 status: f.status.as_str().to_string(),
@@ -330,6 +340,8 @@ impl OrderObject {
 pub struct OrderFulfillmentObject {
     /// The fulfillment order's id (type `FulfillmentOrder`).
     pub id: ID,
+    /// Its UUID, as the WMS fulfillment API names it (see `FulfillmentOrder.rawId`).
+    pub raw_id: String,
     pub location_code: String,
     /// SHIP, PICKUP or SHIP_TO_STORE.
     pub kind: String,

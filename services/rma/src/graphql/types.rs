@@ -8,6 +8,7 @@ use crate::projections::{ReturnRecord, ReturnTimelineEntry, ReturnUpdate};
 use async_graphql::{ComplexObject, Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use ichigen_shared::auth::Role;
+use ichigen_shared::graphql::conventions::node_type;
 use ichigen_shared::graphql::conventions::{
     encode_id, internal_error, request_context, MoneyObject,
 };
@@ -15,11 +16,11 @@ use ichigen_shared::money::Money;
 use std::collections::HashMap;
 
 /// The type name in a return's global id.
-pub const RETURN_TYPE: &str = "Return";
+pub const RETURN_TYPE: &str = node_type::RETURN;
 /// The order service's type name (an order's id is the order service's).
-pub const ORDER_TYPE: &str = "Order";
+pub const ORDER_TYPE: &str = node_type::ORDER;
 /// The inventory service's type name of a location id.
-pub const LOCATION_TYPE: &str = "Location";
+pub const LOCATION_TYPE: &str = node_type::LOCATION;
 
 /// Where a return stands.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -359,6 +360,12 @@ impl ReturnObject {
 impl ReturnObject {
     async fn id(&self) -> async_graphql::Result<ID> {
         Ok(encode_id(RETURN_TYPE, &self.header()?.rma_id.to_string()))
+    }
+    /// The return's UUID: the `rmaId` of the WMS returns API
+    /// (`/api/returns/v1/returns/{rmaId}`, which takes `id` too) and of the event feed
+    /// (`rma-<rawId>` streams).
+    async fn raw_id(&self) -> async_graphql::Result<String> {
+        Ok(self.header()?.rma_id.to_string())
     }
     async fn order_id(&self) -> async_graphql::Result<ID> {
         Ok(encode_id(ORDER_TYPE, &self.header()?.order_id.to_string()))
