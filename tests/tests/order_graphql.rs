@@ -529,6 +529,43 @@ async fn a_web_order_shipped_by_the_dc_through_the_wms_api_is_delivered_and_capt
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     };
     let fid = task["id"].as_str().unwrap().to_string();
+    // The shape README.md shows for a task.
+    let keys: Vec<&str> = task
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "carrier",
+            "createdAt",
+            "destinationStore",
+            "id",
+            "kind",
+            "lines",
+            "location",
+            "orderId",
+            "status",
+            "trackingNumber"
+        ],
+        "{task}"
+    );
+    let mut line_keys: Vec<&str> = task["lines"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    line_keys.sort_unstable();
+    assert_eq!(
+        line_keys,
+        ["cancelled", "lineId", "picked", "quantity", "short", "sku"],
+        "{task}"
+    );
     // The task names the fulfillment order by the UUID GraphQL shows as `rawId`.
     let cs = server.token("cs-agent", None, "cs");
     let (_, ids) = server
