@@ -15,6 +15,8 @@ pub enum Backend {
     Embedded,
     /// EventStoreDB / KurrentDB at `store.url`.
     Kurrentdb,
+    /// PostgreSQL at `store.url`: one database many processes share.
+    Postgres,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -23,11 +25,12 @@ pub struct StoreSettings {
     pub backend: Backend,
     /// Data directory of the embedded store.
     pub path: PathBuf,
-    /// Connection string of KurrentDB (`esdb://` or `kurrentdb://`).
+    /// Connection string of KurrentDB (`esdb://` or `kurrentdb://`) or PostgreSQL
+    /// (`postgres://user[:password]@host:port/db`).
     pub url: String,
-    /// How long start-up waits for KurrentDB before giving up.
+    /// How long start-up waits for KurrentDB or PostgreSQL before giving up.
     pub connect_timeout_ms: u64,
-    /// Embedded store: most events per group commit.
+    /// Embedded and PostgreSQL stores: most events per group commit.
     pub max_batch_events: usize,
 }
 
@@ -198,6 +201,16 @@ impl Settings {
         {
             return bad(format!(
                 "store.url {:?} must start with esdb:// or kurrentdb://",
+                self.store.url
+            ));
+        }
+        if self.store.backend == Backend::Postgres
+            && !(self.store.url.starts_with("postgres://")
+                || self.store.url.starts_with("postgresql://"))
+        {
+            return bad(format!(
+                "store.url {:?} must be a PostgreSQL URL (postgres://user@host:port/db) when \
+                 store.backend is \"postgres\"",
                 self.store.url
             ));
         }

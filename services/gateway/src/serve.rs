@@ -16,6 +16,7 @@ use ichigen_shared::clock::{Clock, SystemClock};
 use ichigen_shared::config::{Backend, Settings, DEV_SECRET};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use ichigen_shared::store::kurrent::KurrentStore;
+use ichigen_shared::store::postgres::{PostgresOptions, PostgresStore};
 use ichigen_shared::store::{DynEventStore, StoreError};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -60,6 +61,16 @@ pub async fn open_store(settings: &Settings) -> Result<DynEventStore, StoreError
             )
             .await?,
         )),
+        Backend::Postgres => {
+            let options = PostgresOptions {
+                connect_timeout: Duration::from_millis(settings.store.connect_timeout_ms),
+                max_batch_events: settings.store.max_batch_events,
+                ..PostgresOptions::default()
+            };
+            Ok(Arc::new(
+                PostgresStore::connect(&settings.store.url, options).await?,
+            ))
+        }
     }
 }
 

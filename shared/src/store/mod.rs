@@ -3,11 +3,14 @@
 //!
 //! * [`embedded`]: SQLite in WAL mode with a group-committing single writer; the default.
 //! * [`kurrent`]: EventStoreDB / KurrentDB over gRPC, for clusters.
+//! * [`postgres`]: PostgreSQL, one database shared by many processes.
 //!
 //! Both pass the same conformance suite (`tests/src/conformance.rs`).
 
 pub mod embedded;
+mod follow;
 pub mod kurrent;
+pub mod postgres;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use async_trait::async_trait;

@@ -1,0 +1,176 @@
+//! A throwaway PostgreSQL server for tests: `initdb` into a temporary directory, `pg_ctl start`
+//! on a free 127.0.0.1 port, stopped (and the directory removed) when dropped.
+//!
+//! The server binaries are found under `/usr/lib/postgresql/<version>/bin` (Debian's layout),
+//! in `ICHIGEN_TEST_PG_BIN`, or on `PATH`. PostgreSQL refuses to run as root, so when the tests
+//! run as root the server runs as the `postgres` user (`runuser -u postgres --`), which owns its
+//! directory. Tests that need a server are compiled with `cfg(has_postgres)` (set by this
+//! crate's build script when it finds `initdb`) and are `#[ignore]`d otherwise, so that the
+//! runner reports them as skipped rather than passed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running server. Drop stops it.
+pub struct TestPostgres {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl TestPostgres {
+    /// `initdb`, then start on a free port; panics with the server's log when that fails.
+    pub fn start() -> TestPostgres {
+        let bin = bin_dir().expect("PostgreSQL server binaries (initdb) not found");
+        let as_postgres = running_as_root();
+        let dir = tempfile::Builder::new()
+            .prefix("ichigen-pg-")
+            .tempdir()
+            .expect("temp dir");
+        if as_postgres {
+            // The server's own user must own its data and socket directories.
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of the PostgreSQL test dir failed");
+        }
+        let data = dir.path().join("data");
+        let port = free_port();
+        let server = TestPostgres {
+            bin,
+            dir,
+            port,
+            as_postgres,
+        };
+        let out = server
+            .command("initdb")
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200 \
+             -c shared_buffers=64MB -c fsync=on -c synchronous_commit=on",
+            server.dir.path().display()
+        );
+        let log = server.dir.path().join("server.log");
+        let out = server
+            .command("pg_ctl")
+            .args(["-D"])
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(&log)
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        server
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    /// The URL of another database of this server.
+    pub fn url_for(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs `psql -c sql` against the `postgres` database; its stdout.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = self
+            .command("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-At", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Stops the server at once (`-m immediate`): what a crash of the database looks like.
+    pub fn stop_immediately(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D"])
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.stop_immediately();
+    }
+}
+
+/// Where `initdb` and `pg_ctl` are, if anywhere.
+pub fn bin_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("ICHIGEN_TEST_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    if let Some(newest) = versions.pop() {
+        return Some(newest);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).find(|p| Path::new(p).join("initdb").exists())
+    })
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
