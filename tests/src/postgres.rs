@@ -57,27 +57,7 @@ impl TestPostgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200 \
-             -c shared_buffers=64MB -c fsync=on -c synchronous_commit=on",
-            server.dir.path().display()
-        );
-        let log = server.dir.path().join("server.log");
-        let out = server
-            .command("pg_ctl")
-            .args(["-D"])
-            .arg(&data)
-            .args(["-o", &options, "-l"])
-            .arg(&log)
-            .args(["-w", "-t", "60", "start"])
-            .output()
-            .expect("pg_ctl start");
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        server.launch();
         server
     }
 
@@ -109,6 +89,37 @@ impl TestPostgres {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Starts the stopped server again on the same data directory and port.
+    pub fn restart(&self) {
+        self.launch();
+    }
+
+    /// `pg_ctl start` on the data directory, waiting until it accepts connections.
+    fn launch(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200 \
+             -c shared_buffers=64MB -c fsync=on -c synchronous_commit=on",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log");
+        let out = self
+            .command("pg_ctl")
+            .args(["-D"])
+            .arg(self.dir.path().join("data"))
+            .args(["-o", &options, "-l"])
+            .arg(&log)
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     /// Stops the server at once (`-m immediate`): what a crash of the database looks like.

@@ -1,5 +1,5 @@
-//! Crash-test writer: appends to the embedded store in `argv[1]` from 16 concurrent tasks until
-//! killed, printing `ack <stream> <revision> <position> <event-id>` for each acknowledged event
+//! Crash-test writer: appends to the embedded store in `argv[1]` (or to the PostgreSQL database
+//! when `argv[1]` is a `postgres://` URL) from 16 concurrent tasks until killed, printing `ack <stream> <revision> <position> <event-id>` for each acknowledged event
 //! only after the store acknowledged it. `tests/crash_recovery.rs` kills it with SIGKILL and
 //! checks that every printed event survived. An optional second argument sets
 //! `EmbeddedOptions::wal_restart_pages`, so that the kill also lands among background WAL
@@ -8,7 +8,8 @@
 use ichigen_shared::auth::Actor;
 use ichigen_shared::envelope::{Metadata, NewEvent};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use ichigen_shared::store::{read_whole_stream, EventStore, ExpectedRevision};
+use ichigen_shared::store::postgres::{PostgresOptions, PostgresStore};
+use ichigen_shared::store::{read_whole_stream, ExpectedRevision};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -23,8 +24,18 @@ async fn main() {
     if let Some(pages) = std::env::args().nth(2).and_then(|p| p.parse().ok()) {
         options.wal_restart_pages = pages;
     }
-    let store = match EmbeddedStore::open(std::path::Path::new(&dir), options).await {
-        Ok(s) => Arc::new(s),
+    let opened: Result<ichigen_shared::store::DynEventStore, _> = if dir.starts_with("postgres://")
+    {
+        PostgresStore::connect(&dir, PostgresOptions::default())
+            .await
+            .map(|s| Arc::new(s) as _)
+    } else {
+        EmbeddedStore::open(std::path::Path::new(&dir), options)
+            .await
+            .map(|s| Arc::new(s) as _)
+    };
+    let store = match opened {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("append_forever: {e}");
             std::process::exit(1);
