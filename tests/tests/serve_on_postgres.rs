@@ -151,7 +151,9 @@ async fn the_all_in_one_server_runs_on_postgres_and_restarts_on_it() {
         .graphql(None, "{ locations { edges { node { code } } } }", json!({}))
         .await;
     assert_eq!(
-        locations["data"]["locations"]["edges"].as_array().map(Vec::len),
+        locations["data"]["locations"]["edges"]
+            .as_array()
+            .map(Vec::len),
         Some(6),
         "{locations}"
     );

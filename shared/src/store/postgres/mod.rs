@@ -97,14 +97,10 @@ impl PostgresStore {
         });
         let mut first = connect.connect().await?;
         schema::migrate(&mut first).await?;
+        drop(first);
         let committed = Arc::new(Notify::new());
         let (commands, rx) = mpsc::channel(options.queue_capacity.max(1));
-        let writer = Writer::new(
-            connect.clone(),
-            first,
-            options.max_batch_events,
-            committed.clone(),
-        );
+        let writer = Writer::new(connect.clone(), options.max_batch_events, committed.clone());
         tokio::spawn(writer.run(rx));
         let readers = ReaderPool {
             connect: connect.clone(),
@@ -141,13 +137,11 @@ impl PostgresStore {
         after: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let client = self.inner.readers.get().await?;
-        let rows = client
+        let conn = self.inner.readers.get().await?;
+        let rows = conn
+            .client
             .query(
-                &format!(
-                    "SELECT {} FROM ichigen_events WHERE position > $1 ORDER BY position LIMIT $2",
-                    schema::COLUMNS
-                ),
+                &conn.read_all,
                 &[&(after.min(i64::MAX as u64) as i64), &(max_count as i64)],
             )
             .await
@@ -248,10 +242,45 @@ fn describe_hosts(config: &tokio_postgres::Config) -> String {
         .join(",")
 }
 
+/// A read connection and its statements, prepared once.
+struct ReaderConn {
+    client: Client,
+    read_all: tokio_postgres::Statement,
+    read_stream: tokio_postgres::Statement,
+    head: tokio_postgres::Statement,
+}
+
+impl ReaderConn {
+    async fn open(connect: &Connector) -> Result<Self, StoreError> {
+        let client = connect.connect().await?;
+        let all = format!(
+            "SELECT {} FROM ichigen_events WHERE position > $1 ORDER BY position LIMIT $2",
+            schema::COLUMNS
+        );
+        let stream = format!(
+            "SELECT {} FROM ichigen_events WHERE stream = $1 AND revision >= $2 \
+             ORDER BY revision LIMIT $3",
+            schema::COLUMNS
+        );
+        let (read_all, read_stream, head) = futures::try_join!(
+            client.prepare(&all),
+            client.prepare(&stream),
+            client.prepare("SELECT max(position) FROM ichigen_events"),
+        )
+        .map_err(schema::store_error)?;
+        Ok(ReaderConn {
+            client,
+            read_all,
+            read_stream,
+            head,
+        })
+    }
+}
+
 /// Read connections, opened on demand and kept for reuse.
 struct ReaderPool {
     connect: Arc<Connector>,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<ReaderConn>>,
     permits: tokio::sync::Semaphore,
     max_idle: usize,
 }
@@ -259,26 +288,26 @@ struct ReaderPool {
 /// A pooled read connection; back to the pool on drop unless it broke.
 struct Pooled<'a> {
     pool: &'a ReaderPool,
-    client: Option<Client>,
+    conn: Option<ReaderConn>,
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
 impl std::ops::Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client
+    type Target = ReaderConn;
+    fn deref(&self) -> &ReaderConn {
+        self.conn
             .as_ref()
-            .expect("a pooled client is present until dropped")
+            .expect("a pooled connection is present until dropped")
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            if !client.is_closed() {
+        if let Some(conn) = self.conn.take() {
+            if !conn.client.is_closed() {
                 let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
                 if idle.len() < self.pool.max_idle {
-                    idle.push(client);
+                    idle.push(conn);
                 }
             }
         }
@@ -295,17 +324,17 @@ impl ReaderPool {
         let pooled = loop {
             let next = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match next {
-                Some(c) if c.is_closed() => continue,
+                Some(c) if c.client.is_closed() => continue,
                 other => break other,
             }
         };
-        let client = match pooled {
+        let conn = match pooled {
             Some(c) => c,
-            None => self.connect.connect().await?,
+            None => ReaderConn::open(&self.connect).await?,
         };
         Ok(Pooled {
             pool: self,
-            client: Some(client),
+            conn: Some(conn),
             _permit: permit,
         })
     }
@@ -366,14 +395,11 @@ impl EventStore for PostgresStore {
         from: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let client = self.inner.readers.get().await?;
-        let rows = client
+        let conn = self.inner.readers.get().await?;
+        let rows = conn
+            .client
             .query(
-                &format!(
-                    "SELECT {} FROM ichigen_events WHERE stream = $1 AND revision >= $2 \
-                     ORDER BY revision LIMIT $3",
-                    schema::COLUMNS
-                ),
+                &conn.read_stream,
                 &[
                     &stream,
                     &(from.min(i64::MAX as u64) as i64),
@@ -413,9 +439,10 @@ impl EventStore for PostgresStore {
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
-        let client = self.inner.readers.get().await?;
-        let head: Option<i64> = client
-            .query_one("SELECT max(position) FROM ichigen_events", &[])
+        let conn = self.inner.readers.get().await?;
+        let head: Option<i64> = conn
+            .client
+            .query_one(&conn.head, &[])
             .await
             .map_err(schema::store_error)?
             .get(0);

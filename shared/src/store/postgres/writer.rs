@@ -31,7 +31,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
 /// The transaction-level advisory lock every append takes (`ICHGAPND`).
@@ -63,7 +64,7 @@ pub(super) type Connect = Arc<super::Connector>;
 
 pub(super) struct Writer {
     connect: Connect,
-    client: Option<Client>,
+    client: Option<Conn>,
     max_batch_events: usize,
     /// Woken after every commit: this process's tail reads what was committed at once.
     committed: Arc<Notify>,
@@ -80,16 +81,11 @@ struct Stored {
 }
 
 impl Writer {
-    pub(super) fn new(
-        connect: Connect,
-        client: Client,
-        max_batch_events: usize,
-        committed: Arc<Notify>,
-    ) -> Self {
+    pub(super) fn new(connect: Connect, max_batch_events: usize, committed: Arc<Notify>) -> Self {
         let m = metrics::global();
         Writer {
             connect,
-            client: Some(client),
+            client: None,
             max_batch_events: max_batch_events.max(1),
             committed,
             batch_size: m.histogram(
@@ -172,63 +168,58 @@ impl Writer {
         }
     }
 
-    async fn client(&mut self) -> Result<&mut Client, StoreError> {
-        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            self.client = Some(self.connect.connect().await?);
+    async fn conn(&mut self) -> Result<&Conn, StoreError> {
+        if self.client.as_ref().is_none_or(|c| c.client.is_closed()) {
+            self.client = None;
+            let client = self.connect.connect().await?;
+            self.client = Some(Conn::prepare(client).await?);
         }
         self.client
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| StoreError::Unavailable("no PostgreSQL connection".into()))
     }
 
     /// One transaction for the batch; the per-append results, or a failure of the whole.
+    ///
+    /// Two round trips: the statements of each half are pipelined (sent together, run by the
+    /// server one after another, each on a snapshot taken after the lock was granted). Any
+    /// failure drops the connection, so no transaction is ever left half open on it.
     async fn try_commit(
         &mut self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
-        let client = self.client().await?;
-        let tx = client.transaction().await.map_err(store_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
-            .await
-            .map_err(store_error)?;
-        let head: i64 = tx
-            .query_one("SELECT coalesce(max(position), 0) FROM ichigen_events", &[])
-            .await
-            .map_err(store_error)?
-            .get(0);
+        let c = self.conn().await?;
         let streams: Vec<&str> = {
             let mut s: Vec<&str> = batch.iter().map(|a| a.stream.as_str()).collect();
             s.sort_unstable();
             s.dedup();
             s
         };
-        let mut revisions: HashMap<String, u64> = HashMap::with_capacity(streams.len());
-        for row in tx
-            .query(
-                "SELECT stream, max(revision) FROM ichigen_events WHERE stream = ANY($1) \
-                 GROUP BY stream",
-                &[&streams],
-            )
-            .await
-            .map_err(store_error)?
-        {
-            let stream: String = row.get(0);
-            let revision: i64 = row.get(1);
-            revisions.insert(stream, revision as u64);
-        }
         let ids: Vec<Uuid> = batch
             .iter()
             .flat_map(|a| a.events.iter().map(|e| e.id))
             .collect();
+        let lock_key: [&(dyn ToSql + Sync); 1] = [&APPEND_LOCK];
+        let stream_param: [&(dyn ToSql + Sync); 1] = [&streams];
+        let id_param: [&(dyn ToSql + Sync); 1] = [&ids];
+        let (_, _, head, revision_rows, id_rows) = futures::try_join!(
+            c.client.execute(&c.begin, &[]),
+            c.client.execute(&c.lock, &lock_key),
+            c.client.query_one(&c.head, &[]),
+            c.client.query(&c.revisions, &stream_param),
+            c.client.query(&c.ids, &id_param),
+        )
+        .map_err(store_error)?;
+        let head: i64 = head.get(0);
+        let mut revisions: HashMap<String, u64> = HashMap::with_capacity(streams.len());
+        for row in revision_rows {
+            let revision: Option<i64> = row.get(1);
+            if let Some(revision) = revision {
+                revisions.insert(row.get(0), revision as u64);
+            }
+        }
         let mut stored: HashMap<Uuid, Stored> = HashMap::new();
-        for row in tx
-            .query(
-                "SELECT id, stream, revision, position FROM ichigen_events WHERE id = ANY($1)",
-                &[&ids],
-            )
-            .await
-            .map_err(store_error)?
-        {
+        for row in id_rows {
             let revision: i64 = row.get(2);
             let position: i64 = row.get(3);
             stored.insert(
@@ -279,37 +270,89 @@ impl Writer {
             };
             results.push(result);
         }
-        if !rows.is_empty() {
-            tx.execute(
+        if rows.is_empty() {
+            c.client
+                .execute(&c.commit, &[])
+                .await
+                .map_err(store_error)?;
+            return Ok(results);
+        }
+        let last = (next_position - 1).to_string();
+        // The notification is delivered to every listener when (and only if) the transaction
+        // commits. A failed insert aborts the transaction, so the COMMIT after it rolls back.
+        let columns: [&(dyn ToSql + Sync); 10] = [
+            &rows.position,
+            &rows.stream,
+            &rows.revision,
+            &rows.id,
+            &rows.event_type,
+            &rows.data,
+            &rows.correlation_id,
+            &rows.causation_id,
+            &rows.actor,
+            &rows.occurred_at,
+        ];
+        let notice: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &last];
+        futures::try_join!(
+            c.client.execute(&c.insert, &columns),
+            c.client.execute(&c.notify, &notice),
+            c.client.execute(&c.commit, &[]),
+        )
+        .map_err(store_error)?;
+        Ok(results)
+    }
+}
+
+/// The writer's connection and its statements, prepared once.
+struct Conn {
+    client: Client,
+    begin: Statement,
+    lock: Statement,
+    head: Statement,
+    revisions: Statement,
+    ids: Statement,
+    insert: Statement,
+    notify: Statement,
+    commit: Statement,
+}
+
+impl Conn {
+    async fn prepare(client: Client) -> Result<Self, StoreError> {
+        let (begin, lock, head, revisions, ids, insert, notify, commit) = futures::try_join!(
+            client.prepare("BEGIN"),
+            client.prepare("SELECT pg_advisory_xact_lock($1)"),
+            client.prepare("SELECT coalesce(max(position), 0) FROM ichigen_events"),
+            // One index probe per stream (a GROUP BY over `stream = ANY(…)` may scan the table).
+            client.prepare(
+                "SELECT s.stream, (SELECT e.revision FROM ichigen_events e \
+                 WHERE e.stream = s.stream ORDER BY e.revision DESC LIMIT 1) \
+                 FROM unnest($1::text[]) AS s(stream)"
+            ),
+            client.prepare(
+                "SELECT e.id, e.stream, e.revision, e.position \
+                 FROM unnest($1::uuid[]) AS i(id) JOIN ichigen_events e ON e.id = i.id"
+            ),
+            client.prepare(
                 "INSERT INTO ichigen_events (position, stream, revision, id, type, data, \
                  correlation_id, causation_id, actor, occurred_at) \
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
-                 $5::text[], $6::bytea[], $7::uuid[], $8::uuid[], $9::text[], $10::timestamptz[])",
-                &[
-                    &rows.position,
-                    &rows.stream,
-                    &rows.revision,
-                    &rows.id,
-                    &rows.event_type,
-                    &rows.data,
-                    &rows.correlation_id,
-                    &rows.causation_id,
-                    &rows.actor,
-                    &rows.occurred_at,
-                ],
-            )
-            .await
-            .map_err(store_error)?;
-            // Delivered to every listener when (and only if) the transaction commits.
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&CHANNEL, &(next_position - 1).to_string()],
-            )
-            .await
-            .map_err(store_error)?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(results)
+                 $5::text[], $6::bytea[], $7::uuid[], $8::uuid[], $9::text[], $10::timestamptz[])"
+            ),
+            client.prepare("SELECT pg_notify($1, $2)"),
+            client.prepare("COMMIT"),
+        )
+        .map_err(store_error)?;
+        Ok(Conn {
+            client,
+            begin,
+            lock,
+            head,
+            revisions,
+            ids,
+            insert,
+            notify,
+            commit,
+        })
     }
 }
 
