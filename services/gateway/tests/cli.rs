@@ -166,3 +166,36 @@ fn token_and_schema_commands() {
         ichigen_gateway::graphql::sdl()
     );
 }
+
+#[test]
+fn help_describes_serve_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ichigen(&["--help"], &[], dir.path());
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let serve = help
+        .lines()
+        .find(|l| l.trim_start().starts_with("serve "))
+        .unwrap_or_else(|| panic!("no serve line in\n{help}"));
+    assert!(
+        serve.ends_with("or one part of it per process (`--target`)"),
+        "the summary of serve is cut off: {serve:?}"
+    );
+    for args in [&["serve", "--help"][..], &["help", "serve"][..]] {
+        let out = ichigen(args, &[], dir.path());
+        assert!(out.status.success());
+        let long = String::from_utf8(out.stdout).unwrap();
+        for expected in [
+            "--target all",
+            "one part per process",
+            "/health/ready",
+            "SIGTERM or SIGINT",
+            "http.shutdown_timeout_secs",
+        ] {
+            assert!(
+                long.contains(expected),
+                "{args:?}: missing {expected:?} in\n{long}"
+            );
+        }
+    }
+}
