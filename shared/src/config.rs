@@ -67,7 +67,8 @@ pub struct GraphqlSettings {
     pub graphiql: bool,
     /// Deepest query accepted.
     pub depth_limit: usize,
-    /// Most complex query accepted (async-graphql's complexity count).
+    /// Most complex query accepted: about the number of field values one query may resolve
+    /// (a connection's item selection counts once per item of the requested page).
     pub complexity_limit: usize,
 }
 
@@ -118,7 +119,7 @@ impl Default for Settings {
             graphql: GraphqlSettings {
                 graphiql: true,
                 depth_limit: 16,
-                complexity_limit: 2000,
+                complexity_limit: crate::graphql::conventions::DEFAULT_COMPLEXITY_LIMIT,
             },
             demo: DemoSettings { seed: false },
         }

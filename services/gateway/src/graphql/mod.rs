@@ -66,19 +66,20 @@ pub type IchigenSchema = Schema<Query, Mutation, Subscription>;
 pub struct GraphqlSettings {
     /// Deepest field nesting a query may have. GraphiQL's introspection query needs 15.
     pub depth_limit: usize,
-    /// Largest query complexity (one per field, connections multiplied by their page size).
+    /// Largest query complexity (one per field, a connection's item selection multiplied by
+    /// its page size; see [`conventions::connection_complexity`]).
     pub complexity_limit: usize,
     /// Serve the GraphiQL IDE on `GET /graphql`.
     pub graphiql: bool,
 }
 
-/// Limits that admit GraphiQL's introspection and a full 500-item page of events; GraphiQL is
-/// off, as befits production.
+/// The served defaults' limits (they admit GraphiQL's introspection and a full 500-item page
+/// of any connection); GraphiQL is off, as befits production.
 impl Default for GraphqlSettings {
     fn default() -> Self {
         GraphqlSettings {
             depth_limit: 16,
-            complexity_limit: 10_000,
+            complexity_limit: conventions::DEFAULT_COMPLEXITY_LIMIT,
             graphiql: false,
         }
     }
