@@ -5,7 +5,8 @@
 //! * [`viewer`], [`events`]: the first fields; each service adds its own query, mutation and
 //!   subscription objects to the merged roots below.
 //! * [`configure`]: mounts `/graphql` (POST queries and mutations, WebSocket subscriptions,
-//!   GraphiQL) on actix-web; [`documents`] keeps parsed queries by their text.
+//!   GraphiQL) on actix-web; [`documents`] keeps parsed queries by their text;
+//!   [`field_order`] answers fields in the query's order.
 //!
 //! The committed `schema.graphql` at the workspace root is [`sdl`]'s output; a test fails when
 //! they differ, so every schema change shows up in review (`make schema` regenerates it).
@@ -14,6 +15,7 @@ pub use ichigen_shared::graphql::conventions;
 pub mod documents;
 mod endpoint;
 pub mod events;
+pub mod field_order;
 pub mod viewer;
 
 #[cfg(test)]
@@ -131,6 +133,8 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     .register_output_type::<MoneyObject>()
     .register_input_type::<MoneyInput>()
     .extension(ErrorCodeDefaults)
+    // async-graphql inserts fields as they complete; the spec wants the query's order.
+    .extension(field_order::FieldOrder)
 }
 
 /// The schema's dependencies; missing ones are a wiring bug reported as `INTERNAL`.
