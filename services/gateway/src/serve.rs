@@ -232,7 +232,10 @@ pub async fn start_with_clock(
     let app_store = store.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
+            // Inside `observe`, so that a 413 is timed and carries the correlation id too.
+            .wrap(from_fn(http::body_limit::enforce))
             .wrap(from_fn(http::observe))
+            .app_data(http::body_limit::BodyLimit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
             .app_data(web::PayloadConfig::default().limit(max_body))
             .app_data(web::Data::new(app_store.clone()))

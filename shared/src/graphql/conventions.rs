@@ -58,6 +58,9 @@ pub enum ErrorCode {
     LocationInactive,
     /// The payment provider declined the authorization; nothing was ordered.
     PaymentDeclined,
+    /// The request body is larger than the server accepts (`http.max_body_bytes`); HTTP 413,
+    /// nothing was read past the limit or run.
+    PayloadTooLarge,
     /// A fault on our side; the message carries the correlation id to quote.
     Internal,
 }
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::InsufficientStock => "INSUFFICIENT_STOCK",
             ErrorCode::LocationInactive => "LOCATION_INACTIVE",
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -428,8 +428,7 @@ fn in_order<'k>(keys: impl Iterator<Item = &'k Name>, plan: &Plan<'_>) -> bool {
 
 /// `Foo` of `[Foo!]!`.
 fn named_type(ty: &str) -> &str {
-    ty.trim_start_matches('[')
-        .trim_end_matches(|c| c == ']' || c == '!')
+    ty.trim_start_matches('[').trim_end_matches([']', '!'])
 }
 
 #[cfg(test)]
