@@ -8,7 +8,7 @@
 use crate::auth::JwtAuth;
 use crate::graphql::{self, GraphqlSettings, SchemaDeps};
 use crate::http::{self, Readiness};
-use actix_web::dev::ServerHandle;
+use crate::shutdown::Shutdown;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use ichigen_inventory::InventoryService;
@@ -67,19 +67,23 @@ pub async fn open_store(settings: &Settings) -> Result<DynEventStore, StoreError
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: DynEventStore,
-    handle: ServerHandle,
+    /// Thrown to stop: subscriptions close on it at once, and the HTTP server starts its
+    /// graceful stop.
+    pub shutdown: Shutdown,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting, finishes requests in flight, then closes the store.
+    /// Stops accepting, closes subscriptions, finishes requests in flight (at most
+    /// `http.shutdown_timeout_secs`), then closes the store.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        self.shutdown.trigger();
         let _ = self.task.await;
         self.store.shutdown().await;
     }
 
-    /// Waits for the server to end (SIGTERM/SIGINT: graceful), then closes the store.
+    /// Waits for the server to end (once [`RunningServer::shutdown`] is triggered: graceful),
+    /// then closes the store.
     pub async fn wait(self) -> Result<(), String> {
         let served = self.task.await;
         self.store.shutdown().await;
@@ -228,6 +232,8 @@ pub async fn start_with_clock(
         &graphql_settings,
     );
     let auth = Arc::new(JwtAuth::new(&settings.auth.secret));
+    let shutdown = Shutdown::new();
+    let app_shutdown = shutdown.clone();
     let max_body = settings.http.max_body_bytes;
     let app_store = store.clone();
     let server = HttpServer::new(move || {
@@ -246,6 +252,7 @@ pub async fn start_with_clock(
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(auth.clone()))
                 .app_data(web::Data::new(graphql_settings.clone()))
+                .app_data(web::Data::new(app_shutdown.clone()))
                 .configure(graphql::configure);
         }
         if target.runs(Target::Order) {
@@ -278,7 +285,10 @@ pub async fn start_with_clock(
         }
         app
     })
-    .shutdown_timeout(settings.http.shutdown_timeout_secs);
+    .shutdown_timeout(settings.http.shutdown_timeout_secs)
+    // The server stops when `shutdown` is thrown (and handles no OS signal itself: `run`
+    // throws it on SIGTERM/SIGINT), so that subscriptions close before the graceful wait.
+    .shutdown_signal(shutdown.started());
     let server = if settings.http.workers > 0 {
         server.workers(settings.http.workers)
     } else {
@@ -293,13 +303,11 @@ pub async fn start_with_clock(
         }
     };
     let addr = server.addrs().first().copied().unwrap_or(bind);
-    let server = server.run();
-    let handle = server.handle();
-    let task = tokio::spawn(server);
+    let task = tokio::spawn(server.run());
     Ok(RunningServer {
         addr,
         store,
-        handle,
+        shutdown,
         task,
     })
 }
@@ -325,6 +333,17 @@ pub fn run(settings: Settings, target: Target) -> Result<(), String> {
         let _ = stdout
             .write_all(banner.as_bytes())
             .and_then(|_| stdout.flush());
+        let shutdown = server.shutdown.clone();
+        tokio::spawn(async move {
+            match crate::shutdown::os_signal().await {
+                Ok(()) => {
+                    tracing::info!("stop signal received; shutting down");
+                    shutdown.trigger();
+                }
+                // No handler installed: the signals keep their default (ending the process).
+                Err(e) => tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT"),
+            }
+        });
         server.wait().await?;
         tracing::info!("ichigen stopped");
         Ok(())

@@ -16,6 +16,7 @@ pub mod documents;
 mod endpoint;
 pub mod events;
 pub mod field_order;
+pub mod subscriptions;
 pub mod viewer;
 
 #[cfg(test)]
