@@ -1,6 +1,6 @@
 //! `/graphql` on actix-web: POST runs queries and mutations, a WebSocket upgrade runs
 //! subscriptions (graphql-ws and the legacy subscriptions-transport-ws), and a plain GET serves
-//! GraphiQL when enabled.
+//! GraphiQL when enabled ([`super::graphiql`], from the binary).
 //!
 //! Authentication failures never fall back to anonymous access: a client with a broken token
 //! must find out, not silently see less.
@@ -26,12 +26,11 @@ use crate::auth::{AuthError, JwtAuth};
 use crate::shutdown::Shutdown;
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, Responder};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, ErrorExtensionValues, ServerError};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::telemetry::CorrelationId;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where the API is mounted.
@@ -49,7 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource(GRAPHQL_PATH)
             .route(web::post().to(execute))
             .route(web::get().to(get)),
-    );
+    )
+    .configure(super::graphiql::configure);
 }
 
 async fn execute(
@@ -85,13 +85,7 @@ async fn get(
     if is_websocket_upgrade(&req) {
         return subscriptions(req, payload, &schema, &auth);
     }
-    if settings.graphiql {
-        Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(graphiql_html()))
-    } else {
-        Ok(HttpResponse::NotFound().finish())
-    }
+    Ok(super::graphiql::page(&settings))
 }
 
 fn subscriptions(
@@ -226,15 +220,4 @@ fn is_websocket_upgrade(req: &HttpRequest) -> bool {
             v.split(',')
                 .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
         })
-}
-
-fn graphiql_html() -> &'static str {
-    static HTML: OnceLock<String> = OnceLock::new();
-    HTML.get_or_init(|| {
-        GraphiQLSource::build()
-            .endpoint(GRAPHQL_PATH)
-            .subscription_endpoint(GRAPHQL_PATH)
-            .title("Ichigen GraphQL")
-            .finish()
-    })
 }

@@ -6,7 +6,8 @@
 //!   subscription objects to the merged roots below.
 //! * [`configure`]: mounts `/graphql` (POST queries and mutations, WebSocket subscriptions,
 //!   GraphiQL) on actix-web; [`documents`] keeps parsed queries by their text;
-//!   [`field_order`] answers fields in the query's order.
+//!   [`field_order`] answers fields in the query's order; [`graphiql`] serves GraphiQL
+//!   and its assets from the binary.
 //!
 //! The committed `schema.graphql` at the workspace root is [`sdl`]'s output; a test fails when
 //! they differ, so every schema change shows up in review (`make schema` regenerates it).
@@ -16,6 +17,7 @@ pub mod documents;
 mod endpoint;
 pub mod events;
 pub mod field_order;
+pub mod graphiql;
 pub mod subscriptions;
 pub mod viewer;
 

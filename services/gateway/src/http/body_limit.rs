@@ -102,9 +102,7 @@ pub fn too_large(path: &str, limit: usize) -> HttpResponse {
         "the request body is larger than {limit} bytes, the most this server accepts \
          (http.max_body_bytes)"
     );
-    if path == crate::graphql::GRAPHQL_PATH
-        || path.starts_with(&format!("{}/", crate::graphql::GRAPHQL_PATH))
-    {
+    if path == crate::graphql::GRAPHQL_PATH {
         let mut extensions = async_graphql::ErrorExtensionValues::default();
         extensions.set("code", ErrorCode::PayloadTooLarge.as_str());
         let mut error = async_graphql::ServerError::new(message, None);
