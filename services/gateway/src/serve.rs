@@ -108,6 +108,8 @@ pub async fn start_with_clock(
     target: Target,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer, String> {
+    // Settings built in code (tests, embedders) get the checks a loaded file gets.
+    settings.validate().map_err(|e| e.to_string())?;
     if settings.auth.secret == DEV_SECRET {
         tracing::warn!("auth.secret is the built-in development secret: set ICHIGEN__AUTH__SECRET");
     }
@@ -117,6 +119,24 @@ pub async fn start_with_clock(
         ),
         other => other.to_string(),
     })?;
+    // A staging server's test clock: every service decides on the shared offset.
+    let (clock, test_clock) = if settings.clock.test_clock {
+        match crate::test_clock::TestClockService::start(store.clone(), clock).await {
+            Ok(test_clock) => {
+                tracing::warn!(
+                    offset = %crate::test_clock::format_duration(test_clock.offset()),
+                    "clock.test_clock is on: ADMINs can move this deployment's time forward"
+                );
+                (test_clock.clock(), Some(test_clock))
+            }
+            Err(e) => {
+                store.shutdown().await;
+                return Err(format!("cannot start the test clock: {e}"));
+            }
+        }
+    } else {
+        (clock, None)
+    };
     let mut readiness = Readiness::default();
     // One inventory service per process, shared by GraphQL, the WMS API and the expiry
     // process: its stock handlers keep one writer per stream.
@@ -228,6 +248,10 @@ pub async fn start_with_clock(
             orders: orders.clone(),
             fulfillment: fulfillment.clone(),
             returns: returns.clone(),
+            clock: graphql::clock::ServerClock {
+                clock: clock.clone(),
+                test_clock,
+            },
         },
         &graphql_settings,
     );

@@ -47,6 +47,16 @@ fn bad_configuration_is_one_clear_line() {
     assert!(one_error_line(&out).contains("mysql"));
     let out = ichigen(&["serve", "--config", "missing.toml"], &[], dir.path());
     assert!(one_error_line(&out).contains("missing.toml"));
+    // A test clock moves every process's time: production refuses it.
+    let out = ichigen(
+        &["serve", "--bind", "127.0.0.1:0"],
+        &[
+            ("ICHIGEN__DEPLOYMENT__ENVIRONMENT", "production"),
+            ("ICHIGEN__CLOCK__TEST_CLOCK", "true"),
+        ],
+        dir.path(),
+    );
+    assert!(one_error_line(&out).contains("clock.test_clock"));
 }
 
 #[test]

@@ -61,6 +61,9 @@ pub enum ErrorCode {
     /// The request body is larger than the server accepts (`http.max_body_bytes`); HTTP 413,
     /// nothing was read past the limit or run.
     PayloadTooLarge,
+    /// The feature is switched off in this server's configuration (e.g. `advanceTestClock`
+    /// without `clock.test_clock`); nothing was changed.
+    NotEnabled,
     /// A fault on our side; the message carries the correlation id to quote.
     Internal,
 }
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::LocationInactive => "LOCATION_INACTIVE",
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::NotEnabled => "NOT_ENABLED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

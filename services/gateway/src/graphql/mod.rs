@@ -13,6 +13,7 @@
 //! they differ, so every schema change shows up in review (`make schema` regenerates it).
 
 pub use ichigen_shared::graphql::conventions;
+pub mod clock;
 pub mod documents;
 mod endpoint;
 pub mod events;
@@ -38,6 +39,7 @@ pub use ichigen_shared::graphql::RequestContext;
 #[derive(MergedObject, Default)]
 pub struct Query(
     viewer::ViewerQuery,
+    clock::ClockQuery,
     events::EventStoreQuery,
     ichigen_inventory::graphql::InventoryQuery,
     ichigen_order::graphql::OrderQuery,
@@ -48,6 +50,7 @@ pub struct Query(
 /// Everything Ichigen lets a caller change. Each service adds its mutation object.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
+    clock::ClockMutation,
     ichigen_inventory::graphql::InventoryMutation,
     ichigen_order::graphql::OrderMutation,
     ichigen_fulfillment::graphql::FulfillmentMutation,
@@ -103,6 +106,8 @@ pub struct SchemaDeps {
     pub fulfillment: ichigen_fulfillment::FulfillmentService,
     /// The returns service's handlers, view and ports.
     pub returns: ichigen_rma::RmaService,
+    /// The clock the services decide on, and the test clock if enabled.
+    pub clock: clock::ServerClock,
 }
 
 /// The schema with its dependencies and limits, ready to serve.
@@ -114,6 +119,7 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
         .data(deps.orders.clone())
         .data(deps.fulfillment.clone())
         .data(deps.returns.clone())
+        .data(deps.clock.clone())
         .data(deps)
         .finish()
 }
