@@ -70,7 +70,8 @@ pub struct GraphqlSettings {
     pub graphiql: bool,
     /// Deepest query accepted.
     pub depth_limit: usize,
-    /// Most complex query accepted (async-graphql's complexity count).
+    /// Most complex query accepted: about the number of field values one query may resolve
+    /// (a connection's item selection counts once per item of the requested page).
     pub complexity_limit: usize,
 }
 
@@ -79,6 +80,31 @@ pub struct GraphqlSettings {
 pub struct DemoSettings {
     /// Seed the demo data set on start when the store is empty.
     pub seed: bool,
+}
+
+/// What kind of deployment this is. Only `production` changes anything: it refuses the
+/// settings that exist for testing (`clock.test_clock`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Staging,
+    Production,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSettings {
+    /// `development`, `staging` or `production`.
+    pub environment: Environment,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSettings {
+    /// A test clock an ADMIN moves forward through GraphQL (`advanceTestClock`), for staging
+    /// QA of holds, pickup expiry and return windows. Refused in production.
+    pub test_clock: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -90,6 +116,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub graphql: GraphqlSettings,
     pub demo: DemoSettings,
+    pub deployment: DeploymentSettings,
+    pub clock: ClockSettings,
 }
 
 /// The secret used when none is configured; the server warns loudly when it runs with it.
@@ -121,9 +149,13 @@ impl Default for Settings {
             graphql: GraphqlSettings {
                 graphiql: true,
                 depth_limit: 16,
-                complexity_limit: 2000,
+                complexity_limit: crate::graphql::conventions::DEFAULT_COMPLEXITY_LIMIT,
             },
             demo: DemoSettings { seed: false },
+            deployment: DeploymentSettings {
+                environment: Environment::Development,
+            },
+            clock: ClockSettings { test_clock: false },
         }
     }
 }
@@ -176,7 +208,8 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// The checks [`Settings::load`] makes; `serve` makes them again on settings built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if self.http.bind.parse::<SocketAddr>().is_err() {
             return bad(format!(
@@ -219,6 +252,13 @@ impl Settings {
         }
         if self.graphql.depth_limit == 0 || self.graphql.complexity_limit == 0 {
             return bad("graphql limits must be at least 1".into());
+        }
+        if self.clock.test_clock && self.deployment.environment == Environment::Production {
+            return bad(
+                "clock.test_clock cannot be enabled when deployment.environment is \"production\": \
+                 a test clock moves every process's time"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -287,6 +327,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bnid"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("ICHIGEN__DEPLOYMENT__ENVIRONMENT", "production"),
+                ("ICHIGEN__CLOCK__TEST_CLOCK", "true"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("clock.test_clock"), "{err}");
+        let staging = Settings::load_from(
+            None,
+            env(&[
+                ("ICHIGEN__DEPLOYMENT__ENVIRONMENT", "staging"),
+                ("ICHIGEN__CLOCK__TEST_CLOCK", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(staging.clock.test_clock);
+        let err = Settings::load_from(None, env(&[("ICHIGEN__DEPLOYMENT__ENVIRONMENT", "prod")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("prod"), "{err}");
         let err = Settings::load_from(Some(Path::new("/nonexistent.toml")), env(&[]))
             .unwrap_err()
             .to_string();

@@ -49,7 +49,7 @@ impl TestServer {
         settings.store.path = dir.path().to_path_buf();
         settings.http.bind = "127.0.0.1:0".into();
         settings.http.workers = 2;
-        // Open subscriptions would hold a graceful stop for the whole timeout.
+        // A stop closes subscriptions at once; this bounds one that a request in flight holds.
         settings.http.shutdown_timeout_secs = 1;
         settings.auth.secret = TEST_SECRET.into();
         tweak(&mut settings);
@@ -201,11 +201,21 @@ impl GraphqlWs {
         addr: SocketAddr,
         payload: serde_json::Value,
     ) -> (GraphqlWs, Option<serde_json::Value>) {
+        Self::connect_with_protocol(addr, "graphql-transport-ws", payload).await
+    }
+
+    /// [`GraphqlWs::connect`] offering `protocol` (`graphql-ws` is the legacy
+    /// subscriptions-transport-ws); the server must accept it.
+    pub async fn connect_with_protocol(
+        addr: SocketAddr,
+        protocol: &str,
+        payload: serde_json::Value,
+    ) -> (GraphqlWs, Option<serde_json::Value>) {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let head = format!(
             "GET /graphql HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
              sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\
-             sec-websocket-protocol: graphql-transport-ws\r\n\r\n"
+             sec-websocket-protocol: {protocol}\r\n\r\n"
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         let mut response = Vec::new();
@@ -216,6 +226,11 @@ impl GraphqlWs {
         }
         let text = String::from_utf8_lossy(&response);
         assert!(text.starts_with("HTTP/1.1 101"), "upgrade refused: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains(&format!("sec-websocket-protocol: {protocol}")),
+            "protocol not accepted: {text}"
+        );
         let mut ws = GraphqlWs { stream };
         ws.send(serde_json::json!({ "type": "connection_init", "payload": payload }))
             .await;

@@ -21,7 +21,21 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: every service and the gateway in one process (the default), or one.
+    /// Run the server: the gateway and every service in one process (the default), or one
+    /// part of it per process (`--target`).
+    ///
+    /// `--target all` (the default) runs the GraphQL gateway and every service in this one
+    /// process, on the embedded event store in `store.path` unless the configuration names
+    /// KurrentDB. `--target gateway|order|inventory|fulfillment|rma` runs one part per process,
+    /// usually against a shared KurrentDB.
+    ///
+    /// The server listens on `http.bind` (or `--bind`; port 0 picks a free port) and prints its
+    /// address: GraphQL on /graphql (GraphiQL and graphql-ws subscriptions on GET), the
+    /// integration APIs under /api, /health/live, /health/ready and /metrics. SIGTERM or SIGINT
+    /// stops it gracefully: subscriptions are closed, requests in flight finish (at most
+    /// `http.shutdown_timeout_secs`), and the store is flushed and closed.
+    // The first paragraph is the one-line `about` that `ichigen --help` lists; it must read
+    // whole on its own (clap shows nothing of the rest there).
     Serve {
         /// What this process runs.
         #[arg(long, value_enum, default_value = "all")]

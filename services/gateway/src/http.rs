@@ -1,5 +1,7 @@
-//! What every HTTP route shares: a correlation id per request, latency metrics, health and
-//! Prometheus metrics endpoints.
+//! What every HTTP route shares: a correlation id per request, latency metrics, the body
+//! limit ([`body_limit`]), health and Prometheus metrics endpoints.
+
+pub mod body_limit;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -5,6 +5,8 @@
 //! * [`http`]: health, metrics and the correlation-id/metrics middleware every route gets.
 //! * [`graphql`]: the schema, its conventions and the `/graphql` endpoint.
 //! * [`auth`]: HS256 bearer tokens carrying a role.
+//! * [`test_clock`]: a staging server's clock an ADMIN moves forward, shared through the store.
+//! * [`shutdown`]: the switch a stop throws first, so that subscriptions close at once.
 
 pub mod auth;
 pub mod cli;
@@ -13,6 +15,8 @@ pub mod graphql;
 pub mod http;
 pub mod returns_wiring;
 pub mod serve;
+pub mod shutdown;
+pub mod test_clock;
 pub mod wiring;
 
 /// The allocator of every binary built on the gateway (the `ichigen` server, its benches and

@@ -8,7 +8,7 @@
 use crate::auth::JwtAuth;
 use crate::graphql::{self, GraphqlSettings, SchemaDeps};
 use crate::http::{self, Readiness};
-use actix_web::dev::ServerHandle;
+use crate::shutdown::Shutdown;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use ichigen_inventory::InventoryService;
@@ -78,19 +78,23 @@ pub async fn open_store(settings: &Settings) -> Result<DynEventStore, StoreError
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: DynEventStore,
-    handle: ServerHandle,
+    /// Thrown to stop: subscriptions close on it at once, and the HTTP server starts its
+    /// graceful stop.
+    pub shutdown: Shutdown,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
-    /// Stops accepting, finishes requests in flight, then closes the store.
+    /// Stops accepting, closes subscriptions, finishes requests in flight (at most
+    /// `http.shutdown_timeout_secs`), then closes the store.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        self.shutdown.trigger();
         let _ = self.task.await;
         self.store.shutdown().await;
     }
 
-    /// Waits for the server to end (SIGTERM/SIGINT: graceful), then closes the store.
+    /// Waits for the server to end (once [`RunningServer::shutdown`] is triggered: graceful),
+    /// then closes the store.
     pub async fn wait(self) -> Result<(), String> {
         let served = self.task.await;
         self.store.shutdown().await;
@@ -115,6 +119,8 @@ pub async fn start_with_clock(
     target: Target,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer, String> {
+    // Settings built in code (tests, embedders) get the checks a loaded file gets.
+    settings.validate().map_err(|e| e.to_string())?;
     if settings.auth.secret == DEV_SECRET {
         tracing::warn!("auth.secret is the built-in development secret: set ICHIGEN__AUTH__SECRET");
     }
@@ -124,6 +130,24 @@ pub async fn start_with_clock(
         ),
         other => other.to_string(),
     })?;
+    // A staging server's test clock: every service decides on the shared offset.
+    let (clock, test_clock) = if settings.clock.test_clock {
+        match crate::test_clock::TestClockService::start(store.clone(), clock).await {
+            Ok(test_clock) => {
+                tracing::warn!(
+                    offset = %crate::test_clock::format_duration(test_clock.offset()),
+                    "clock.test_clock is on: ADMINs can move this deployment's time forward"
+                );
+                (test_clock.clock(), Some(test_clock))
+            }
+            Err(e) => {
+                store.shutdown().await;
+                return Err(format!("cannot start the test clock: {e}"));
+            }
+        }
+    } else {
+        (clock, None)
+    };
     let mut readiness = Readiness::default();
     // One inventory service per process, shared by GraphQL, the WMS API and the expiry
     // process: its stock handlers keep one writer per stream.
@@ -241,15 +265,24 @@ pub async fn start_with_clock(
             orders: orders.clone(),
             fulfillment: fulfillment.clone(),
             returns: returns.clone(),
+            clock: graphql::clock::ServerClock {
+                clock: clock.clone(),
+                test_clock,
+            },
         },
         &graphql_settings,
     );
     let auth = Arc::new(JwtAuth::new(&settings.auth.secret));
+    let shutdown = Shutdown::new();
+    let app_shutdown = shutdown.clone();
     let max_body = settings.http.max_body_bytes;
     let app_store = store.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
+            // Inside `observe`, so that a 413 is timed and carries the correlation id too.
+            .wrap(from_fn(http::body_limit::enforce))
             .wrap(from_fn(http::observe))
+            .app_data(http::body_limit::BodyLimit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
             .app_data(web::PayloadConfig::default().limit(max_body))
             .app_data(web::Data::new(app_store.clone()))
@@ -260,6 +293,7 @@ pub async fn start_with_clock(
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(auth.clone()))
                 .app_data(web::Data::new(graphql_settings.clone()))
+                .app_data(web::Data::new(app_shutdown.clone()))
                 .configure(graphql::configure);
         }
         if target.runs(Target::Order) {
@@ -292,7 +326,10 @@ pub async fn start_with_clock(
         }
         app
     })
-    .shutdown_timeout(settings.http.shutdown_timeout_secs);
+    .shutdown_timeout(settings.http.shutdown_timeout_secs)
+    // The server stops when `shutdown` is thrown (and handles no OS signal itself: `run`
+    // throws it on SIGTERM/SIGINT), so that subscriptions close before the graceful wait.
+    .shutdown_signal(shutdown.started());
     let server = if settings.http.workers > 0 {
         server.workers(settings.http.workers)
     } else {
@@ -307,13 +344,11 @@ pub async fn start_with_clock(
         }
     };
     let addr = server.addrs().first().copied().unwrap_or(bind);
-    let server = server.run();
-    let handle = server.handle();
-    let task = tokio::spawn(server);
+    let task = tokio::spawn(server.run());
     Ok(RunningServer {
         addr,
         store,
-        handle,
+        shutdown,
         task,
     })
 }
@@ -339,6 +374,17 @@ pub fn run(settings: Settings, target: Target) -> Result<(), String> {
         let _ = stdout
             .write_all(banner.as_bytes())
             .and_then(|_| stdout.flush());
+        let shutdown = server.shutdown.clone();
+        tokio::spawn(async move {
+            match crate::shutdown::os_signal().await {
+                Ok(()) => {
+                    tracing::info!("stop signal received; shutting down");
+                    shutdown.trigger();
+                }
+                // No handler installed: the signals keep their default (ending the process).
+                Err(e) => tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT"),
+            }
+        });
         server.wait().await?;
         tracing::info!("ichigen stopped");
         Ok(())

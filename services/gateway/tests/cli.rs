@@ -47,6 +47,16 @@ fn bad_configuration_is_one_clear_line() {
     assert!(one_error_line(&out).contains("mysql"));
     let out = ichigen(&["serve", "--config", "missing.toml"], &[], dir.path());
     assert!(one_error_line(&out).contains("missing.toml"));
+    // A test clock moves every process's time: production refuses it.
+    let out = ichigen(
+        &["serve", "--bind", "127.0.0.1:0"],
+        &[
+            ("ICHIGEN__DEPLOYMENT__ENVIRONMENT", "production"),
+            ("ICHIGEN__CLOCK__TEST_CLOCK", "true"),
+        ],
+        dir.path(),
+    );
+    assert!(one_error_line(&out).contains("clock.test_clock"));
 }
 
 #[test]
@@ -164,5 +174,133 @@ fn token_and_schema_commands() {
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         ichigen_gateway::graphql::sdl()
+    );
+}
+
+#[test]
+fn help_describes_serve_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ichigen(&["--help"], &[], dir.path());
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let serve = help
+        .lines()
+        .find(|l| l.trim_start().starts_with("serve "))
+        .unwrap_or_else(|| panic!("no serve line in\n{help}"));
+    assert!(
+        serve.ends_with("or one part of it per process (`--target`)"),
+        "the summary of serve is cut off: {serve:?}"
+    );
+    for args in [&["serve", "--help"][..], &["help", "serve"][..]] {
+        let out = ichigen(args, &[], dir.path());
+        assert!(out.status.success());
+        let long = String::from_utf8(out.stdout).unwrap();
+        for expected in [
+            "--target all",
+            "one part per process",
+            "/health/ready",
+            "SIGTERM or SIGINT",
+            "http.shutdown_timeout_secs",
+        ] {
+            assert!(
+                long.contains(expected),
+                "{args:?}: missing {expected:?} in\n{long}"
+            );
+        }
+    }
+}
+
+/// A graphql-ws client over a plain socket, just enough to hold a subscription open.
+fn subscribe(addr: &str, query: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /graphql HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-protocol: graphql-transport-ws\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let send = |s: &mut TcpStream, text: String| {
+        let payload = text.into_bytes();
+        assert!(payload.len() < 126);
+        let mut frame = vec![0x81u8, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(&payload); // mask 0: the payload goes as it is
+        s.write_all(&frame).unwrap();
+    };
+    send(&mut s, r#"{"type":"connection_init"}"#.to_string());
+    assert!(read_frame(&mut s).1.contains("connection_ack"));
+    send(
+        &mut s,
+        format!(r#"{{"id":"1","type":"subscribe","payload":{{"query":"{query}"}}}}"#),
+    );
+    s
+}
+
+/// One frame: its opcode and payload as text.
+fn read_frame(s: &mut TcpStream) -> (u8, String) {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    let mut len = (head[1] & 0x7f) as usize;
+    if len == 126 {
+        let mut ext = [0u8; 2];
+        s.read_exact(&mut ext).unwrap();
+        len = u16::from_be_bytes(ext) as usize;
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (head[0] & 0x0f, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn sigterm_closes_open_subscriptions_and_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn_server(dir.path());
+    // GraphiQL's case: a browser holding a subscription open (shutdown timeout: 10 s).
+    let mut socket = subscribe(
+        &addr,
+        "subscription { availabilityChanged { sku available } }",
+    );
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (opcode, close) = loop {
+        match read_frame(&mut socket) {
+            (0x9 | 0xa, _) => continue, // pings
+            frame => break frame,
+        }
+    };
+    assert_eq!(opcode, 0x8, "a close frame, got {close:?}");
+    assert!(close.ends_with("server shutting down"), "{close:?}");
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "no exit {:?} after SIGTERM",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "SIGTERM took {:?} with a subscription open",
+        started.elapsed()
     );
 }

@@ -58,6 +58,12 @@ pub enum ErrorCode {
     LocationInactive,
     /// The payment provider declined the authorization; nothing was ordered.
     PaymentDeclined,
+    /// The request body is larger than the server accepts (`http.max_body_bytes`); HTTP 413,
+    /// nothing was read past the limit or run.
+    PayloadTooLarge,
+    /// The feature is switched off in this server's configuration (e.g. `advanceTestClock`
+    /// without `clock.test_clock`); nothing was changed.
+    NotEnabled,
     /// A fault on our side; the message carries the correlation id to quote.
     Internal,
 }
@@ -74,6 +80,8 @@ impl ErrorCode {
             ErrorCode::InsufficientStock => "INSUFFICIENT_STOCK",
             ErrorCode::LocationInactive => "LOCATION_INACTIVE",
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::NotEnabled => "NOT_ENABLED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -388,9 +396,22 @@ pub fn page_size(first: Option<i32>) -> Result<usize, UserError> {
     }
 }
 
-/// Query complexity of a connection field: the page size times the cost of one edge, so that
-/// the complexity limit bounds `first: 500` with a deep selection. Use it on every connection
-/// field: `#[graphql(complexity = "connection_complexity(first, child_complexity)")]`.
+/// Fields one item of a full page may select within [`DEFAULT_COMPLEXITY_LIMIT`].
+pub const FIELDS_PER_FULL_PAGE_ITEM: usize = 50;
+
+/// The complexity limit a server runs with unless configured (`graphql.complexity_limit`):
+/// room for one full page ([`MAX_PAGE_SIZE`] items) of [`FIELDS_PER_FULL_PAGE_ITEM`] fields
+/// each, which every ordinary selection of every connection stays below (an item's scalars
+/// and the small objects beside it are 10-30 fields). It bounds what aliases can multiply: a
+/// query resolves at most this many field values, so twenty aliases of a full page that
+/// select only `edges { node { id } }` are refused.
+pub const DEFAULT_COMPLEXITY_LIMIT: usize = MAX_PAGE_SIZE * FIELDS_PER_FULL_PAGE_ITEM;
+
+/// Query complexity of a connection field: the page size times the cost of one edge, plus one
+/// for the field itself. The count is what the request would resolve (one per field value, an
+/// item's selection once per item of the page), so the complexity limit bounds the work of a
+/// query however it is spread over aliases. Use it on every connection field:
+/// `#[graphql(complexity = "connection_complexity(first, child_complexity)")]`.
 /// An invalid `first` counts as the largest page; the resolver reports the error.
 pub fn connection_complexity(first: Option<i32>, child_complexity: usize) -> usize {
     let page = page_size(first).unwrap_or(MAX_PAGE_SIZE).max(1);

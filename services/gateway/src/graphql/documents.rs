@@ -30,10 +30,15 @@ pub fn prepare(request: &mut async_graphql::Request) {
     DOCUMENTS.prepare(request);
 }
 
+/// The kept document of `query`, if any (shared, not copied: [`super::field_order`] reads it).
+pub fn kept(query: &str) -> Option<Arc<ExecutableDocument>> {
+    DOCUMENTS.get(query)
+}
+
 /// A bounded map from query text to its parsed document.
 pub struct DocumentCache {
     capacity: usize,
-    documents: RwLock<HashMap<Arc<str>, ExecutableDocument>>,
+    documents: RwLock<HashMap<Arc<str>, Arc<ExecutableDocument>>>,
 }
 
 impl DocumentCache {
@@ -56,7 +61,7 @@ impl DocumentCache {
             .get(request.query.as_str())
             .cloned();
         if let Some(document) = known {
-            request.set_parsed_query(document);
+            request.set_parsed_query(ExecutableDocument::clone(&document));
             return;
         }
         let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
@@ -67,9 +72,21 @@ impl DocumentCache {
             if documents.len() >= self.capacity {
                 documents.clear();
             }
-            documents.insert(Arc::from(request.query.as_str()), document.clone());
+            documents.insert(
+                Arc::from(request.query.as_str()),
+                Arc::new(document.clone()),
+            );
         }
         request.set_parsed_query(document);
+    }
+
+    /// The kept document of `query`.
+    pub fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+        self.documents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(query)
+            .cloned()
     }
 
     /// Texts kept now.

@@ -1,6 +1,6 @@
 //! `/graphql` on actix-web: POST runs queries and mutations, a WebSocket upgrade runs
 //! subscriptions (graphql-ws and the legacy subscriptions-transport-ws), and a plain GET serves
-//! GraphiQL when enabled.
+//! GraphiQL when enabled ([`super::graphiql`], from the binary).
 //!
 //! Authentication failures never fall back to anonymous access: a client with a broken token
 //! must find out, not silently see less.
@@ -12,7 +12,8 @@
 //!   retry logic all understand 401. Authorization failures inside an operation (a valid
 //!   token with the wrong role) are ordinary field errors (`UNAUTHENTICATED` for anonymous
 //!   callers, `FORBIDDEN` otherwise) in a 200 response, alongside the fields that did resolve.
-//! * **WebSocket**: the token is read from the `connection_init` payload (`Authorization` or
+//! * **WebSocket** ([`super::subscriptions`]; closed with 1001 when the server starts to
+//!   stop): the token is read from the `connection_init` payload (`Authorization` or
 //!   `authorization`, `"Bearer <token>"`), falling back to the upgrade request's
 //!   `Authorization` header. A bad header on the upgrade request gets the same 401 as HTTP; a
 //!   bad token in `connection_init` closes the socket with code 1002 and the reason
@@ -22,14 +23,14 @@
 use super::conventions::{gql_error, ErrorCode};
 use super::{GraphqlSettings, IchigenSchema, RequestContext};
 use crate::auth::{AuthError, JwtAuth};
+use crate::shutdown::Shutdown;
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, Responder};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, ErrorExtensionValues, ServerError};
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
 use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::telemetry::CorrelationId;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where the API is mounted.
@@ -40,13 +41,15 @@ pub const GRAPHQL_PATH: &str = "/graphql";
 const MAX_CLOSE_REASON: usize = 123;
 
 /// Mounts `/graphql`. Expects app data `web::Data<IchigenSchema>`,
-/// `web::Data<Arc<JwtAuth>>` and `web::Data<GraphqlSettings>`.
+/// `web::Data<Arc<JwtAuth>>` and `web::Data<GraphqlSettings>`, and `web::Data<Shutdown>` for
+/// subscriptions to close when the server stops.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(GRAPHQL_PATH)
             .route(web::post().to(execute))
             .route(web::get().to(get)),
-    );
+    )
+    .configure(super::graphiql::configure);
 }
 
 async fn execute(
@@ -82,13 +85,7 @@ async fn get(
     if is_websocket_upgrade(&req) {
         return subscriptions(req, payload, &schema, &auth);
     }
-    if settings.graphiql {
-        Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(graphiql_html()))
-    } else {
-        Ok(HttpResponse::NotFound().finish())
-    }
+    Ok(super::graphiql::page(&settings))
 }
 
 fn subscriptions(
@@ -104,8 +101,16 @@ fn subscriptions(
     };
     let correlation_id = correlation_id(&req);
     let auth = Arc::clone(auth);
-    GraphQLSubscription::new(schema.clone())
-        .on_connection_init(move |init_payload| async move {
+    // Without the server's switch (a test app), sockets close only when their client goes.
+    let shutdown = req
+        .app_data::<web::Data<Shutdown>>()
+        .map(|s| s.get_ref().clone())
+        .unwrap_or_default();
+    super::subscriptions::serve(
+        &req,
+        payload,
+        schema.clone(),
+        move |init_payload| async move {
             let actor =
                 connection_actor(&auth, &init_payload, fallback).map_err(|e| ws_auth_error(&e))?;
             if !may_use_graphql(&actor) {
@@ -120,8 +125,9 @@ fn subscriptions(
                 correlation_id,
             });
             Ok(data)
-        })
-        .start(&req, payload)
+        },
+        shutdown,
+    )
 }
 
 /// The actor of a subscription connection: the `connection_init` payload's token if it has
@@ -214,15 +220,4 @@ fn is_websocket_upgrade(req: &HttpRequest) -> bool {
             v.split(',')
                 .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
         })
-}
-
-fn graphiql_html() -> &'static str {
-    static HTML: OnceLock<String> = OnceLock::new();
-    HTML.get_or_init(|| {
-        GraphiQLSource::build()
-            .endpoint(GRAPHQL_PATH)
-            .subscription_endpoint(GRAPHQL_PATH)
-            .title("Ichigen GraphQL")
-            .finish()
-    })
 }

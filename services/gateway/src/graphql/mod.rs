@@ -5,15 +5,21 @@
 //! * [`viewer`], [`events`]: the first fields; each service adds its own query, mutation and
 //!   subscription objects to the merged roots below.
 //! * [`configure`]: mounts `/graphql` (POST queries and mutations, WebSocket subscriptions,
-//!   GraphiQL) on actix-web; [`documents`] keeps parsed queries by their text.
+//!   GraphiQL) on actix-web; [`documents`] keeps parsed queries by their text;
+//!   [`field_order`] answers fields in the query's order; [`graphiql`] serves GraphiQL
+//!   and its assets from the binary.
 //!
 //! The committed `schema.graphql` at the workspace root is [`sdl`]'s output; a test fails when
 //! they differ, so every schema change shows up in review (`make schema` regenerates it).
 
 pub use ichigen_shared::graphql::conventions;
+pub mod clock;
 pub mod documents;
 mod endpoint;
 pub mod events;
+pub mod field_order;
+pub mod graphiql;
+pub mod subscriptions;
 pub mod viewer;
 
 #[cfg(test)]
@@ -33,6 +39,7 @@ pub use ichigen_shared::graphql::RequestContext;
 #[derive(MergedObject, Default)]
 pub struct Query(
     viewer::ViewerQuery,
+    clock::ClockQuery,
     events::EventStoreQuery,
     ichigen_inventory::graphql::InventoryQuery,
     ichigen_order::graphql::OrderQuery,
@@ -43,6 +50,7 @@ pub struct Query(
 /// Everything Ichigen lets a caller change. Each service adds its mutation object.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
+    clock::ClockMutation,
     ichigen_inventory::graphql::InventoryMutation,
     ichigen_order::graphql::OrderMutation,
     ichigen_fulfillment::graphql::FulfillmentMutation,
@@ -66,19 +74,20 @@ pub type IchigenSchema = Schema<Query, Mutation, Subscription>;
 pub struct GraphqlSettings {
     /// Deepest field nesting a query may have. GraphiQL's introspection query needs 15.
     pub depth_limit: usize,
-    /// Largest query complexity (one per field, connections multiplied by their page size).
+    /// Largest query complexity (one per field, a connection's item selection multiplied by
+    /// its page size; see [`conventions::connection_complexity`]).
     pub complexity_limit: usize,
     /// Serve the GraphiQL IDE on `GET /graphql`.
     pub graphiql: bool,
 }
 
-/// Limits that admit GraphiQL's introspection and a full 500-item page of events; GraphiQL is
-/// off, as befits production.
+/// The served defaults' limits (they admit GraphiQL's introspection and a full 500-item page
+/// of any connection); GraphiQL is off, as befits production.
 impl Default for GraphqlSettings {
     fn default() -> Self {
         GraphqlSettings {
             depth_limit: 16,
-            complexity_limit: 10_000,
+            complexity_limit: conventions::DEFAULT_COMPLEXITY_LIMIT,
             graphiql: false,
         }
     }
@@ -97,6 +106,8 @@ pub struct SchemaDeps {
     pub fulfillment: ichigen_fulfillment::FulfillmentService,
     /// The returns service's handlers, view and ports.
     pub returns: ichigen_rma::RmaService,
+    /// The clock the services decide on, and the test clock if enabled.
+    pub clock: clock::ServerClock,
 }
 
 /// The schema with its dependencies and limits, ready to serve.
@@ -108,6 +119,7 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
         .data(deps.orders.clone())
         .data(deps.fulfillment.clone())
         .data(deps.returns.clone())
+        .data(deps.clock.clone())
         .data(deps)
         .finish()
 }
@@ -130,6 +142,8 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     .register_output_type::<MoneyObject>()
     .register_input_type::<MoneyInput>()
     .extension(ErrorCodeDefaults)
+    // async-graphql inserts fields as they complete; the spec wants the query's order.
+    .extension(field_order::FieldOrder)
 }
 
 /// The schema's dependencies; missing ones are a wiring bug reported as `INTERNAL`.

@@ -298,6 +298,10 @@ async fn fixture() -> Fixture {
             orders,
             fulfillment,
             returns,
+            clock: clock::ServerClock {
+                clock: Arc::new(ichigen_shared::clock::SystemClock),
+                test_clock: None,
+            },
         },
         &GraphqlSettings::default(),
     );
