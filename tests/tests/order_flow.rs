@@ -81,7 +81,7 @@ fn spec(code: &str, kind: LocationKind, lat: f64, lon: f64, caps: &[Capability])
         time_zone: "Asia/Tokyo".into(),
         capabilities: caps.iter().copied().collect(),
         pickup_hold_days: 3,
-        daily_capacity: 1000,
+        daily_capacity: Some(1000),
     }
 }
 

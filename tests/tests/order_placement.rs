@@ -56,7 +56,7 @@ fn spec(code: &str, kind: LocationKind, lat: f64, lon: f64, caps: &[Capability])
         time_zone: "Asia/Tokyo".into(),
         capabilities: caps.iter().copied().collect(),
         pickup_hold_days: 3,
-        daily_capacity: 1000,
+        daily_capacity: Some(1000),
     }
 }
 
@@ -480,7 +480,7 @@ async fn sourcing_respects_what_a_location_has_left_of_its_daily_capacity() {
         139.767,
         &[Capability::Ship],
     );
-    small.daily_capacity = 1;
+    small.daily_capacity = Some(1);
     w.inventory
         .locations
         .execute(

@@ -361,7 +361,11 @@ fn customer(c: usize) -> String {
 /// nobody else writes yet), then waits for its own views.
 async fn seed_through_second_instance(store: &DynEventStore) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let inventory = InventoryService::start(store.clone(), clock.clone());
+    let inventory = InventoryService::start_with(
+        store.clone(),
+        clock.clone(),
+        ichigen_inventory::service::Processes::None,
+    );
     let orders = OrderService::start(
         store.clone(),
         clock,
@@ -389,7 +393,7 @@ async fn seed(inventory: &InventoryService, orders: &OrderService) {
             time_zone: "Asia/Tokyo".into(),
             capabilities: caps.iter().copied().collect(),
             pickup_hold_days: 7,
-            daily_capacity: 10_000_000,
+            daily_capacity: Some(10_000_000),
         };
         inventory
             .locations
@@ -499,7 +503,6 @@ fn start_stack(store: DynEventStore) -> OrderService {
         Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
     ichigen_fulfillment::process::order_intake::OrderIntake::new(store, fulfillment, hold_days)
         .spawn();
-    inventory.spawn_expiry(Duration::from_secs(5));
     orders
 }
 

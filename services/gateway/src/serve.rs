@@ -67,6 +67,8 @@ pub async fn open_store(settings: &Settings) -> Result<DynEventStore, StoreError
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: DynEventStore,
+    /// Stopped (its background processes) before the store closes.
+    inventory: InventoryService,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -76,12 +78,19 @@ impl RunningServer {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.task.await;
+        self.inventory.shutdown().await;
         self.store.shutdown().await;
+    }
+
+    /// The inventory service this server runs (its processes, for tests that watch them).
+    pub fn inventory(&self) -> &InventoryService {
+        &self.inventory
     }
 
     /// Waits for the server to end (SIGTERM/SIGINT: graceful), then closes the store.
     pub async fn wait(self) -> Result<(), String> {
         let served = self.task.await;
+        self.inventory.shutdown().await;
         self.store.shutdown().await;
         match served {
             Ok(Ok(())) => Ok(()),
@@ -114,9 +123,15 @@ pub async fn start_with_clock(
         other => other.to_string(),
     })?;
     let mut readiness = Readiness::default();
-    // One inventory service per process, shared by GraphQL, the WMS API and the expiry
-    // process: its stock handlers keep one writer per stream.
-    let inventory = InventoryService::start(store.clone(), clock.clone());
+    // One inventory service per process, shared by GraphQL, the WMS API and its processes
+    // (hold expiry, transfers: started by the service itself where inventory is served, and
+    // stopped with the server): its stock handlers keep one writer per stream.
+    let inventory_processes = if target.runs(Target::Inventory) {
+        ichigen_inventory::service::Processes::Run
+    } else {
+        ichigen_inventory::service::Processes::None
+    };
+    let inventory = InventoryService::start_with(store.clone(), clock.clone(), inventory_processes);
     readiness.projections.extend(inventory.projections());
     // The order service reaches inventory through its port, here the in-process adapter.
     let orders = ichigen_order::OrderService::start(
@@ -195,6 +210,7 @@ pub async fn start_with_clock(
         ))
         .await
     {
+        inventory.shutdown().await;
         store.shutdown().await;
         return Err(format!("cannot seed the default return policy: {e}"));
     }
@@ -207,6 +223,7 @@ pub async fn start_with_clock(
         match crate::demo::seed(&inventory, &orders).await {
             Ok(seeded) => tracing::info!(%seeded, "demo data set"),
             Err(e) => {
+                inventory.shutdown().await;
                 store.shutdown().await;
                 return Err(format!("cannot seed the demo data set: {e}"));
             }
@@ -230,6 +247,7 @@ pub async fn start_with_clock(
     let auth = Arc::new(JwtAuth::new(&settings.auth.secret));
     let max_body = settings.http.max_body_bytes;
     let app_store = store.clone();
+    let running_inventory = inventory.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .wrap(from_fn(http::observe))
@@ -285,6 +303,7 @@ pub async fn start_with_clock(
     let server = match server.bind(bind) {
         Ok(s) => s,
         Err(e) => {
+            running_inventory.shutdown().await;
             store.shutdown().await;
             return Err(format!("cannot listen on {bind}: {e}"));
         }
@@ -296,6 +315,7 @@ pub async fn start_with_clock(
     Ok(RunningServer {
         addr,
         store,
+        inventory: running_inventory,
         handle,
         task,
     })

@@ -61,7 +61,7 @@ impl InventoryPort for InProcessInventory {
                 lat: l.spec.lat,
                 lon: l.spec.lon,
                 active: l.active,
-                remaining_capacity: l.spec.daily_capacity,
+                remaining_capacity: l.spec.daily_capacity.unwrap_or(i64::MAX),
             })
             .collect())
     }

@@ -116,6 +116,22 @@ impl StockHandlers {
                 reason: "must not be empty",
             }));
         }
+        for (index, command) in commands.iter().enumerate() {
+            command
+                .validate()
+                .map_err(|error| HandlerError::Refused { index, error })?;
+            if let Some((field, other)) = command.other_location() {
+                if other == location {
+                    return Err(HandlerError::Refused {
+                        index,
+                        error: InventoryError::UnknownOtherLocation {
+                            field,
+                            code: other.to_string(),
+                        },
+                    });
+                }
+            }
+        }
         let Some(check) = &self.locations else {
             return Ok(());
         };
@@ -123,13 +139,69 @@ impl StockHandlers {
             Some(index) => check
                 .require_active(location)
                 .await
-                .map_err(|e| e.at_index(index)),
-            None => check.require_known(location).await,
+                .map_err(|e| e.at_index(index))?,
+            None => check.require_known(location).await?,
         }
+        for (index, command) in commands.iter().enumerate() {
+            if let Some((field, other)) = command.other_location() {
+                // A transfer ships only to a location that takes stock now; the source of a
+                // shipment or an announcement need only be defined.
+                let active = matches!(command, StockCommand::TransferOut { .. });
+                check
+                    .require_other(field, other, active)
+                    .await
+                    .map_err(|e| e.at_index(index))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of [`Self::execute`] that change nothing: identifiers, the commands' own
+    /// input ([`StockCommand::validate`]) and the locations they name. The WMS API runs them
+    /// before it claims an idempotency key, so that a request refused for its input records
+    /// nothing at all.
+    pub async fn precheck(
+        &self,
+        sku: &str,
+        location: &str,
+        commands: &[StockCommand],
+    ) -> Result<(), HandlerError> {
+        self.check_target(sku, location, commands).await
     }
 
     /// Executes `commands` on one SKU × location as one unit (all accepted or none).
+    ///
+    /// A transfer shipped by the job is recorded in transit at its destination right away
+    /// (so the answer's caller sees it as incoming there); if that second append fails, the
+    /// transfer process ([`crate::process::transfers`]) records it from the shipment event.
     pub async fn execute(
+        &self,
+        sku: &str,
+        location: &str,
+        commands: Vec<StockCommand>,
+        metadata: Metadata,
+    ) -> Result<Accepted, HandlerError> {
+        let accepted = self
+            .execute_one(sku, location, commands, metadata.clone())
+            .await?;
+        for event in &accepted.events {
+            if let StockEvent::TransferShipped(shipped) = event {
+                let command = in_transit(location, shipped);
+                let recorded = self
+                    .execute_one(sku, &shipped.to_location, vec![command], metadata.clone())
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::warn!(sku, from = location, to = %shipped.to_location,
+                        transfer = %shipped.transfer_id, error = %e,
+                        "transfer not yet recorded in transit; the transfer process will");
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// One job on one stream, without the follow-up of a shipped transfer.
+    async fn execute_one(
         &self,
         sku: &str,
         location: &str,
@@ -191,10 +263,20 @@ impl StockHandlers {
     }
 }
 
+/// The destination's side of a shipment from `from`.
+pub fn in_transit(from: &str, shipped: &crate::domain::stock::TransferShipped) -> StockCommand {
+    StockCommand::RecordInTransit {
+        qty: shipped.qty,
+        transfer_id: shipped.transfer_id.clone(),
+        from_location: from.to_string(),
+    }
+}
+
 /// Commands that put stock into play at a location: refused where the location is inactive.
 /// Releasing, confirming, consuming and expiring reservations, and shipping stock out on a
-/// transfer, stay possible so that a closing store can be emptied; writing off a returned unit
-/// adds nothing to sell, so a unit that reached a closing store can still be recorded.
+/// transfer, stay possible so that a closing store can be emptied; a transfer shipped before a
+/// store closed is still recorded in transit there; writing off a returned unit adds nothing
+/// to sell, so a unit that reached a closing store can still be recorded.
 fn needs_active_location(command: &StockCommand) -> bool {
     !matches!(
         command,
@@ -204,6 +286,7 @@ fn needs_active_location(command: &StockCommand) -> bool {
             | StockCommand::ConsumeUpTo { .. }
             | StockCommand::ExpireReservations
             | StockCommand::TransferOut { .. }
+            | StockCommand::RecordInTransit { .. }
             | StockCommand::WriteOffReturn { .. }
     )
 }

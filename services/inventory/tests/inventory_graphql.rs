@@ -53,7 +53,7 @@ fn spec(code: &str) -> LocationSpec {
         time_zone: "Asia/Tokyo".into(),
         capabilities: BTreeSet::from([Capability::Pickup, Capability::ShipFromStore]),
         pickup_hold_days: 3,
-        daily_capacity: 100,
+        daily_capacity: Some(100),
     }
 }
 

@@ -269,6 +269,13 @@ impl Row {
             StockEvent::OnHandSet(e) => self.on_hand = e.new_on_hand,
             StockEvent::TransferShipped(e) => self.on_hand = self.on_hand.saturating_sub(e.qty),
             StockEvent::IncomingExpected(e) => self.incoming = self.incoming.saturating_add(e.qty),
+            StockEvent::TransferInTransit(e) => {
+                self.incoming = self
+                    .incoming
+                    .saturating_add(e.qty)
+                    .saturating_sub(e.incoming_cleared)
+                    .max(0);
+            }
             StockEvent::TransferReceived(e) => {
                 self.on_hand = self.on_hand.saturating_add(e.qty);
                 self.incoming = self.incoming.saturating_sub(e.incoming_cleared).max(0);
