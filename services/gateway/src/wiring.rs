@@ -8,12 +8,15 @@ use ichigen_fulfillment::domain::{CancelledLine, FulfillmentCommand, Fulfillment
 use ichigen_fulfillment::handlers::FulfillmentHandlers;
 use ichigen_fulfillment::process::order_intake;
 use ichigen_inventory::domain::{Capability, LocationKind, StockCommand, StockEvent};
+#[cfg(doc)]
+use ichigen_inventory::handlers::placement::Placements;
 use ichigen_inventory::handlers::{HandlerError, ReserveLine};
 use ichigen_inventory::InventoryService;
 use ichigen_order::domain::sourcing::{self, Candidate};
 use ichigen_order::ports::{
-    FulfillmentPort, FulfillmentPortError, FulfillmentTarget, InventoryPort, InventoryPortError,
-    OpenHold, ReservationRef, ReservationRequest, WorkKind,
+    CapacityClaim, FulfillmentPort, FulfillmentPortError, FulfillmentTarget, HeldClaim,
+    InventoryPort, InventoryPortError, OpenHold, PlacementHolds, ReservationRef,
+    ReservationRequest, WorkKind,
 };
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::store::Position;
@@ -22,11 +25,23 @@ use uuid::Uuid;
 /// The reason code a short pick's stock adjustment carries.
 pub const SHORT_PICK: &str = "SHORT_PICK";
 
+/// The catalog, as the inventory's availability sees it: a SKU is sellable when the catalog
+/// has it active (what `placeOrder` prices).
+pub struct CatalogSellable(pub std::sync::Arc<ichigen_order::projections::catalog::CatalogView>);
+
+impl ichigen_inventory::graphql::SellableSkus for CatalogSellable {
+    fn is_sellable(&self, sku: &str) -> bool {
+        self.0.sells(sku)
+    }
+}
+
 /// The inventory service, as the order service sees it.
 pub struct InProcessInventory(pub InventoryService);
 
 #[async_trait]
 impl InventoryPort for InProcessInventory {
+    /// `remaining_capacity` is the location's capacity less what placements claimed on its
+    /// local day (the capacity view), `i64::MAX` without a capacity.
     async fn candidates(&self, skus: &[String]) -> Result<Vec<Candidate>, InventoryPortError> {
         let view = &self.0.view;
         Ok(view
@@ -34,6 +49,7 @@ impl InventoryPort for InProcessInventory {
             .into_iter()
             .filter(|l| l.active)
             .map(|l| Candidate {
+                remaining_capacity: self.0.capacity_left(&l).unwrap_or(i64::MAX),
                 atp: skus
                     .iter()
                     .filter_map(|sku| {
@@ -61,7 +77,88 @@ impl InventoryPort for InProcessInventory {
                 lat: l.spec.lat,
                 lon: l.spec.lon,
                 active: l.active,
-                remaining_capacity: l.spec.daily_capacity.unwrap_or(i64::MAX),
+            })
+            .collect())
+    }
+
+    /// Stock reservations and capacity claims together ([`Placements::reserve`]); a full day
+    /// is `CapacityExhausted` naming the locations.
+    async fn reserve_placement(
+        &self,
+        owner: &str,
+        requests: &[ReservationRequest],
+        metadata: Metadata,
+    ) -> Result<PlacementHolds, InventoryPortError> {
+        let lines = reserve_lines_of(owner, requests)?;
+        match self.0.placements.reserve(owner, &lines, metadata).await {
+            Ok(held) => Ok(PlacementHolds {
+                position: held.position,
+                claimed: held
+                    .claimed
+                    .into_iter()
+                    .map(|c| CapacityClaim {
+                        location: c.location,
+                        day: c.day,
+                    })
+                    .collect(),
+            }),
+            Err(refused) => {
+                if let Some(e) = refused.failed {
+                    return Err(InventoryPortError::Unavailable(e.to_string()));
+                }
+                if refused.stock.iter().any(|(_, e)| e.refusal().is_none()) {
+                    return Err(InventoryPortError::Unavailable(format!(
+                        "reservation failed: {:?}",
+                        refused.stock
+                    )));
+                }
+                if !refused.stock.is_empty() {
+                    return Err(InventoryPortError::Refused(
+                        refused
+                            .stock
+                            .iter()
+                            .map(|(i, e)| (*i, e.to_string()))
+                            .collect(),
+                    ));
+                }
+                Err(InventoryPortError::CapacityExhausted(
+                    refused.full.into_iter().map(|c| c.location).collect(),
+                ))
+            }
+        }
+    }
+
+    async fn release_capacity(
+        &self,
+        owner: &str,
+        claims: &[CapacityClaim],
+        metadata: Metadata,
+    ) -> Result<(), InventoryPortError> {
+        let releases = claims.iter().map(|c| {
+            self.0
+                .placements
+                .capacity
+                .release(&c.location, c.day, owner, metadata.clone())
+        });
+        collect(futures::future::join_all(releases).await)
+    }
+
+    async fn capacity_claims_of(
+        &self,
+        owner_prefix: &str,
+    ) -> Result<Vec<HeldClaim>, InventoryPortError> {
+        Ok(self
+            .0
+            .capacity
+            .claims_of(owner_prefix)
+            .into_iter()
+            .map(|c| HeldClaim {
+                owner: c.key,
+                claim: CapacityClaim {
+                    location: c.location,
+                    day: c.day,
+                },
+                since: c.since,
             })
             .collect())
     }
@@ -73,23 +170,7 @@ impl InventoryPort for InProcessInventory {
         expires_at: Option<DateTime<Utc>>,
         metadata: Metadata,
     ) -> Result<Option<Position>, InventoryPortError> {
-        // reserve_lines names the holds `<owner>#<index>`: the ids the order asked for.
-        for (i, r) in requests.iter().enumerate() {
-            if r.reservation_id != format!("{owner}#{i}") {
-                return Err(InventoryPortError::Unavailable(format!(
-                    "reservation id {} does not follow {owner}#{i}",
-                    r.reservation_id
-                )));
-            }
-        }
-        let lines: Vec<ReserveLine> = requests
-            .iter()
-            .map(|r| ReserveLine {
-                sku: r.sku.clone(),
-                location: r.location.clone(),
-                qty: r.qty,
-            })
-            .collect();
+        let lines = reserve_lines_of(owner, requests)?;
         match self
             .0
             .stock
@@ -243,6 +324,30 @@ impl InventoryPort for InProcessInventory {
         collect(vec![result])?;
         Ok(take)
     }
+}
+
+/// The order's requests as reservation lines. `reserve_lines` names the holds
+/// `<owner>#<index>`: the ids the order must have asked for.
+fn reserve_lines_of(
+    owner: &str,
+    requests: &[ReservationRequest],
+) -> Result<Vec<ReserveLine>, InventoryPortError> {
+    for (i, r) in requests.iter().enumerate() {
+        if r.reservation_id != format!("{owner}#{i}") {
+            return Err(InventoryPortError::Unavailable(format!(
+                "reservation id {} does not follow {owner}#{i}",
+                r.reservation_id
+            )));
+        }
+    }
+    Ok(requests
+        .iter()
+        .map(|r| ReserveLine {
+            sku: r.sku.clone(),
+            location: r.location.clone(),
+            qty: r.qty,
+        })
+        .collect())
 }
 
 /// Maps the handlers' answers: a domain refusal is `Refused` (retrying will not help), anything

@@ -6,10 +6,13 @@
 //! writer per stream, and two handler sets in one process would be two writers per stream —
 //! correct (the store's revision check catches it) but conflicting under load.
 
+use crate::handlers::capacity::CapacityHandlers;
 use crate::handlers::locations::{LocationCheck, LocationHandlers};
+use crate::handlers::placement::Placements;
 use crate::handlers::StockHandlers;
 use crate::process::expiry::{ExpiryProcess, HoldTracker};
 use crate::process::transfers::TransferProcess;
+use crate::projections::capacity::CapacityView;
 use crate::projections::view::InventoryView;
 use ichigen_shared::clock::Clock;
 use ichigen_shared::projection::{self, ProjectionHandle, WaitError};
@@ -52,9 +55,15 @@ pub struct InventoryService {
     pub clock: Arc<dyn Clock>,
     pub stock: StockHandlers,
     pub locations: LocationHandlers,
+    /// Order placements' holds: stock and daily capacity, all or nothing.
+    pub placements: Placements,
     /// The inventory view every read uses.
     pub view: Arc<InventoryView>,
     pub view_handle: ProjectionHandle,
+    /// What each location claimed of its daily capacity (planning and availability; the claim
+    /// decides).
+    pub capacity: Arc<CapacityView>,
+    capacity_handle: ProjectionHandle,
     holds: Arc<HoldTracker>,
     holds_handle: ProjectionHandle,
     /// The background processes this service started, aborted by [`Self::shutdown`].
@@ -78,13 +87,24 @@ impl InventoryService {
         let stock = StockHandlers::new(store.clone(), clock.clone())
             .with_location_check(LocationCheck::new(view.clone(), store.clone()));
         let locations = LocationHandlers::new(store.clone(), Some(view_handle.clone()));
+        let capacity = Arc::new(CapacityView::new());
+        let capacity_handle = projection::spawn(store.clone(), capacity.clone());
+        let placements = Placements::new(
+            stock.clone(),
+            CapacityHandlers::new(store.clone(), clock.clone()),
+            view.clone(),
+            clock.clone(),
+        );
         let service = InventoryService {
             store,
             clock,
             stock,
             locations,
+            placements,
             view,
             view_handle,
+            capacity,
+            capacity_handle,
             holds,
             holds_handle,
             tasks: Arc::default(),
@@ -147,7 +167,39 @@ impl InventoryService {
 
     /// The projections readiness waits for.
     pub fn projections(&self) -> Vec<ProjectionHandle> {
-        vec![self.view_handle.clone(), self.holds_handle.clone()]
+        vec![
+            self.view_handle.clone(),
+            self.holds_handle.clone(),
+            self.capacity_handle.clone(),
+        ]
+    }
+
+    /// Waits until the capacity view has applied `position` (a position a capacity claim or
+    /// release returned). `None` returns at once.
+    pub async fn wait_for_capacity(&self, position: Option<Position>) -> Result<(), WaitError> {
+        match position {
+            Some(p) => {
+                self.capacity_handle
+                    .wait_for(p, READ_YOUR_WRITES_TIMEOUT)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Orders `location` can still take on its local day at the clock's now (`None`:
+    /// unlimited), from the capacity view (a moment behind the claims, which decide).
+    pub fn capacity_left(&self, location: &crate::domain::Location) -> Option<i64> {
+        let limit = location.spec.daily_capacity?;
+        let today = location.spec.local_date(self.clock.now());
+        Some((limit - self.capacity.used(&location.spec.code, today)).max(0))
+    }
+
+    /// Whether the location `code` can take another order today (unknown locations cannot).
+    pub fn takes_orders_today(&self, code: &str) -> bool {
+        self.view
+            .location(code)
+            .is_some_and(|l| self.capacity_left(&l).is_none_or(|left| left > 0))
     }
 
     /// Read-your-writes: waits until the inventory view has applied `position` (a position a

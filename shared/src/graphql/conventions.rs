@@ -58,6 +58,9 @@ pub enum ErrorCode {
     LocationInactive,
     /// The payment provider declined the authorization; nothing was ordered.
     PaymentDeclined,
+    /// The location has taken as many orders as its daily capacity allows today (its local
+    /// day); `field` names the order line, the message the location.
+    CapacityExhausted,
     /// A fault on our side; the message carries the correlation id to quote.
     Internal,
 }
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::InsufficientStock => "INSUFFICIENT_STOCK",
             ErrorCode::LocationInactive => "LOCATION_INACTIVE",
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
+            ErrorCode::CapacityExhausted => "CAPACITY_EXHAUSTED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -709,6 +709,20 @@ impl InventoryView {
         radius_km: f64,
         limit: usize,
     ) -> Vec<LocationAvailability> {
+        self.nearby_stores_where(sku, lat, lon, radius_km, limit, |_| true)
+    }
+
+    /// [`nearby_stores`](Self::nearby_stores) of the stores `include` accepts (by code; called
+    /// after the view's lock is released, so it may read the view itself), before the limit.
+    pub fn nearby_stores_where(
+        &self,
+        sku: &str,
+        lat: f64,
+        lon: f64,
+        radius_km: f64,
+        limit: usize,
+        include: impl Fn(&str) -> bool,
+    ) -> Vec<LocationAvailability> {
         if limit == 0 {
             return Vec::new();
         }
@@ -717,6 +731,7 @@ impl InventoryView {
             .available_where(sku, Some((lat, lon)), |reach, d| {
                 reach.pickup_store && d.is_some_and(|d| d <= radius_km)
             });
+        list.retain(|l| include(&l.location));
         sort_nearest(&mut list);
         list.truncate(limit);
         list
