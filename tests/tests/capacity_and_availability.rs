@@ -362,3 +362,61 @@ async fn the_served_server_releases_holds_that_expire() {
     w.server.stop().await;
     assert!(!inventory.processes_running(), "stopped with the server");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pickup_is_held_until_local_midnight_of_its_last_hold_day() {
+    // 23:50 in Tokyo on 2026-12-04: the day a pickup is made ready does not count.
+    let ready_at = chrono::DateTime::parse_from_rfc3339("2026-12-04T14:50:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = ManualClock::new(ready_at);
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_clock(
+        dir,
+        Target::All,
+        |s| s.demo.seed = true,
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let w = World::on(server);
+    let store = ichigen_shared::graphql::conventions::encode_id("Location", "TKY-SHINJUKU").0;
+    let alice = w.server.token("customer", None, "alice");
+    let input = json!({ "idempotencyKey": "hold-1", "lines": [{ "sku": "KNIT-L", "quantity": 1,
+        "delivery": { "method": "PICKUP", "store": store } }] });
+    let body = w.gql(&alice, PLACE, json!({ "input": input })).await;
+    let order_id = body["data"]["placeOrder"]["order"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    let clerk = w.server.token("store-staff", Some("TKY-SHINJUKU"), "clerk");
+    let query = "query($id: ID!) { order(id: $id) { fulfillments { id } } }";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let fid = loop {
+        let body = w.gql(&alice, query, json!({ "id": order_id })).await;
+        if let Some(id) = body["data"]["order"]["fulfillments"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fulfillment: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    let pick = "mutation($id: ID!) { pickFulfillment(input: { id: $id, lines: [{ lineId: \"L1\", picked: 1, short: 0 }] }) { errors { code } } }";
+    let body = w.gql(&clerk, pick, json!({ "id": fid })).await;
+    assert_eq!(
+        body["data"]["pickFulfillment"]["errors"],
+        json!([]),
+        "{body}"
+    );
+    let ready = "mutation($id: ID!) { markReadyForPickup(input: { id: $id }) { fulfillmentOrder { pickupExpiresAt } errors { code } } }";
+    let body = w.gql(&clerk, ready, json!({ "id": fid })).await;
+    // TKY-SHINJUKU holds 7 days (demo), counted in Tokyo days after Dec 4: collectable
+    // through Dec 11, expired at 00:00 Tokyo on Dec 12 (15:00 UTC on Dec 11), not 7 × 24 h
+    // after 23:50.
+    assert_eq!(
+        body["data"]["markReadyForPickup"]["fulfillmentOrder"]["pickupExpiresAt"],
+        "2026-12-11T15:00:00+00:00",
+        "{body}"
+    );
+}

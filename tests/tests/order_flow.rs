@@ -9,7 +9,7 @@ use ichigen_fulfillment::domain::{
 };
 use ichigen_fulfillment::handlers::{FulfillmentHandlerError, FulfillmentHandlers};
 use ichigen_fulfillment::process::order_intake::{
-    fulfillment_id, reassigned_fulfillment_id, HoldDays, OrderIntake,
+    fulfillment_id, reassigned_fulfillment_id, HoldDays, OrderIntake, PickupHold,
 };
 use ichigen_fulfillment::process::pickup_expiry::{PickupExpiry, PickupTracker};
 use ichigen_gateway::wiring::{InProcessFulfillment, InProcessInventory};
@@ -159,7 +159,10 @@ async fn world() -> World {
         dyn_clock.clone(),
     );
     let fulfillment = FulfillmentHandlers::new(store.clone(), dyn_clock.clone());
-    let hold_days: HoldDays = Arc::new(|_| 3);
+    let hold_days: HoldDays = Arc::new(|_| PickupHold {
+        days: 3,
+        time_zone: None,
+    });
     let intake = OrderIntake::new(store.clone(), fulfillment.clone(), hold_days).spawn();
     let reactions = FulfillmentReactions::new(
         store.clone(),

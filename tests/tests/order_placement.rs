@@ -416,7 +416,11 @@ async fn placed_orders_become_fulfillment_orders_exactly_once() {
         .unwrap();
     let store = w.inventory.store.clone();
     let handlers = FulfillmentHandlers::new(store.clone(), Arc::new(SystemClock));
-    let hold_days: ichigen_fulfillment::process::order_intake::HoldDays = Arc::new(|_| 3);
+    let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
+        Arc::new(|_| ichigen_fulfillment::process::order_intake::PickupHold {
+            days: 3,
+            time_zone: None,
+        });
     let intake = OrderIntake::new(store.clone(), handlers.clone(), hold_days);
     let task = intake.clone().spawn();
     let ship = fulfillment_id(placed.order_id, "DC-TKY", FulfillmentKind::Ship, None);

@@ -500,7 +500,7 @@ fn start_stack(store: DynEventStore) -> OrderService {
     .spawn();
     let view = inventory.view.clone();
     let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
-        Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+        Arc::new(move |code: &str| ichigen_gateway::wiring::pickup_hold(&view, code));
     ichigen_fulfillment::process::order_intake::OrderIntake::new(store, fulfillment, hold_days)
         .spawn();
     orders

@@ -178,7 +178,7 @@ pub async fn start_with_clock(
         // Placed orders become fulfillment orders (from a stored checkpoint, idempotently).
         let view = inventory.view.clone();
         let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
-            Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+            Arc::new(move |code: &str| crate::wiring::pickup_hold(&view, code));
         ichigen_fulfillment::process::order_intake::OrderIntake::new(
             store.clone(),
             fulfillment.handlers.clone(),

@@ -25,6 +25,24 @@ use uuid::Uuid;
 /// The reason code a short pick's stock adjustment carries.
 pub const SHORT_PICK: &str = "SHORT_PICK";
 
+/// A store's pickup hold as the fulfillment intake needs it: its hold days and time zone
+/// (an unknown store: 3 days, counted in 24-hour periods).
+pub fn pickup_hold(
+    view: &ichigen_inventory::projections::view::InventoryView,
+    code: &str,
+) -> order_intake::PickupHold {
+    match view.location(code) {
+        Some(l) => order_intake::PickupHold {
+            days: l.spec.pickup_hold_days,
+            time_zone: Some(l.spec.time_zone),
+        },
+        None => order_intake::PickupHold {
+            days: 3,
+            time_zone: None,
+        },
+    }
+}
+
 /// The catalog, as the inventory's availability sees it: a SKU is sellable when the catalog
 /// has it active (what `placeOrder` prices).
 pub struct CatalogSellable(pub std::sync::Arc<ichigen_order::projections::catalog::CatalogView>);
