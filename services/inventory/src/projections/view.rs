@@ -38,8 +38,9 @@
 //! - [`InventoryView::network_totals`]: every active location. `available` is the sum of each
 //!   location's available, not recomputed from summed buckets: safety stock or a shortfall at
 //!   one location must not eat stock promised at another.
-//! - [`Channel::Online`]: active locations that can ship — capability `SHIP` (DCs) or
-//!   `SHIP_FROM_STORE` (stores); either capability counts whatever the kind.
+//! - [`Channel::Online`]: active locations that can ship, by the rule sourcing ships by — a DC
+//!   with `SHIP`, a store with `SHIP_FROM_STORE` (a store's `SHIP` is not what lets a shop
+//!   floor pack parcels) — so that what the channel shows an order can take.
 //! - [`Channel::Store`]: that one location, if it is active and offers `PICKUP`; otherwise the
 //!   channel has nothing (0, no locations).
 //! - [`InventoryView::nearby_stores`]: active locations of kind `STORE` with `PICKUP`.
@@ -216,8 +217,11 @@ impl Reach {
                 let pickup = caps.contains(&Capability::Pickup);
                 Reach {
                     active: true,
-                    online: caps.contains(&Capability::Ship)
-                        || caps.contains(&Capability::ShipFromStore),
+                    // As sourcing's `Candidate::can_ship`.
+                    online: match l.spec.kind {
+                        LocationKind::Dc => caps.contains(&Capability::Ship),
+                        LocationKind::Store => caps.contains(&Capability::ShipFromStore),
+                    },
                     pickup,
                     pickup_store: pickup && l.spec.kind == LocationKind::Store,
                     lat: l.spec.lat,

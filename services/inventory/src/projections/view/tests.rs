@@ -514,6 +514,25 @@ fn online_counts_active_shipping_locations_only() {
 }
 
 #[test]
+fn online_ships_by_the_rule_sourcing_ships_by() {
+    let view = InventoryView::new();
+    let mut feed = Feed::default();
+    // A store whose only shipping capability is SHIP cannot ship a parcel (sourcing needs
+    // SHIP_FROM_STORE of a store), so ONLINE must not promise its stock.
+    view.apply(&[
+        feed.define("ST-S", Store, &[Pickup, Ship], 35.0, 139.0),
+        feed.receive("SKU-1", "ST-S", 2),
+    ]);
+    let online = view.availability("SKU-1", &Channel::Online);
+    assert_eq!((online.available, online.locations.len()), (0, 0));
+    assert_eq!(
+        view.availability("SKU-1", &Channel::Store("ST-S".into()))
+            .available,
+        2
+    );
+}
+
+#[test]
 fn store_channel_needs_an_active_pickup_location() {
     let view = InventoryView::new();
     network(&view, &mut Feed::default());
