@@ -227,7 +227,7 @@ async fn world(sites: &[Site], catalog_of: &[InCatalog; 3]) -> World {
     );
     let schema = Schema::build(InventoryQuery, InventoryMutation, EmptySubscription)
         .data(inventory.clone())
-        .data(Sellable(Arc::new(CatalogSellable(catalog.view.clone()))))
+        .data(Sellable(Arc::new(CatalogSellable(catalog.clone()))))
         .finish();
     let w = World {
         _dir: dir,

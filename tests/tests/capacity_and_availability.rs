@@ -420,3 +420,48 @@ async fn a_pickup_is_held_until_local_midnight_of_its_last_hold_day() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_capacity_is_a_number_or_null_for_unlimited() {
+    let w = World::start().await;
+    let dc = w.dc("DC1", 35.68, 139.77, Some(5)).await;
+    assert_eq!(dc["dailyCapacity"], 5);
+    let update = "mutation($input: UpdateLocationInput!) {
+      updateLocation(input: $input) { location { dailyCapacity } errors { field code } } }";
+    let id = ichigen_shared::graphql::conventions::encode_id("Location", "DC1").0;
+    // Another field only: the capacity stays.
+    let body = w
+        .gql(
+            &w.admin,
+            update,
+            json!({ "input": { "id": id, "name": "Tokyo DC" } }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateLocation"]["location"]["dailyCapacity"], 5,
+        "{body}"
+    );
+    // null: unlimited.
+    let body = w
+        .gql(
+            &w.admin,
+            update,
+            json!({ "input": { "id": id, "dailyCapacity": null } }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateLocation"]["location"]["dailyCapacity"],
+        Value::Null,
+        "{body}"
+    );
+    let body = w
+        .gql(
+            &w.admin,
+            update,
+            json!({ "input": { "id": id, "dailyCapacity": -1 } }),
+        )
+        .await;
+    let e = &body["data"]["updateLocation"]["errors"][0];
+    assert_eq!(e["code"], "INVALID_INPUT", "{body}");
+    assert_eq!(e["field"], json!(["input", "dailyCapacity"]), "{body}");
+}

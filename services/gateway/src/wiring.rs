@@ -44,12 +44,17 @@ pub fn pickup_hold(
 }
 
 /// The catalog, as the inventory's availability sees it: a SKU is sellable when the catalog
-/// has it active (what `placeOrder` prices).
-pub struct CatalogSellable(pub std::sync::Arc<ichigen_order::projections::catalog::CatalogView>);
+/// has it active (what `placeOrder` prices). Waits until the catalog view has replayed the
+/// store (right after a start), so that "not replayed yet" never reads as "not sold".
+pub struct CatalogSellable(pub ichigen_order::catalog_service::CatalogService);
 
+#[async_trait]
 impl ichigen_inventory::graphql::SellableSkus for CatalogSellable {
-    fn is_sellable(&self, sku: &str) -> bool {
-        self.0.sells(sku)
+    async fn is_sellable(&self, sku: &str) -> bool {
+        if let Err(e) = self.0.view_handle.wait_caught_up().await {
+            tracing::warn!(error = %e, "catalog view not caught up; availability may miss SKUs");
+        }
+        self.0.view.sells(sku)
     }
 }
 

@@ -190,16 +190,29 @@ impl InventoryService {
     /// Orders `location` can still take on its local day at the clock's now (`None`:
     /// unlimited), from the capacity view (a moment behind the claims, which decide).
     pub fn capacity_left(&self, location: &crate::domain::Location) -> Option<i64> {
-        let limit = location.spec.daily_capacity?;
-        let today = location.spec.local_date(self.clock.now());
-        Some((limit - self.capacity.used(&location.spec.code, today)).max(0))
+        self.left_of(
+            &location.spec.code,
+            location.spec.daily_capacity,
+            location.spec.tz(),
+        )
+    }
+
+    fn left_of(
+        &self,
+        code: &str,
+        limit: Option<i64>,
+        tz: ichigen_shared::local_day::Tz,
+    ) -> Option<i64> {
+        let limit = limit?;
+        let today = ichigen_shared::local_day::local_date(tz, self.clock.now());
+        Some((limit - self.capacity.used(code, today)).max(0))
     }
 
     /// Whether the location `code` can take another order today (unknown locations cannot).
     pub fn takes_orders_today(&self, code: &str) -> bool {
         self.view
-            .location(code)
-            .is_some_and(|l| self.capacity_left(&l).is_none_or(|left| left > 0))
+            .with_location(code, |l| (l.spec.daily_capacity, l.spec.tz()))
+            .is_some_and(|(limit, tz)| self.left_of(code, limit, tz).is_none_or(|left| left > 0))
     }
 
     /// Read-your-writes: waits until the inventory view has applied `position` (a position a

@@ -40,8 +40,9 @@ struct Env {
 /// A catalog that sells these SKUs (and nothing else).
 struct Sells(BTreeSet<String>);
 
+#[async_trait::async_trait]
 impl SellableSkus for Sells {
-    fn is_sellable(&self, sku: &str) -> bool {
+    async fn is_sellable(&self, sku: &str) -> bool {
         self.0.contains(sku)
     }
 }

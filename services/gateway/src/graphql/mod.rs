@@ -107,7 +107,7 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
         .data(deps.inventory.clone())
         // Availability shows only what the catalog sells.
         .data(ichigen_inventory::graphql::Sellable(std::sync::Arc::new(
-            crate::wiring::CatalogSellable(deps.orders.catalog.view.clone()),
+            crate::wiring::CatalogSellable(deps.orders.catalog.clone()),
         )))
         .data(deps.orders.clone())
         .data(deps.fulfillment.clone())

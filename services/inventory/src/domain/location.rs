@@ -634,6 +634,43 @@ mod tests {
     }
 
     #[test]
+    fn capacity_is_optional_and_old_events_keep_their_number() {
+        // Defined before capacity was optional: the number it had (0 took no orders).
+        let mut old = serde_json::to_value(LocationDefined { spec: spec() }).unwrap();
+        old["dailyCapacity"] = serde_json::json!(0);
+        let back: LocationDefined = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(back.spec.daily_capacity, Some(0));
+        // Defined without one: unlimited.
+        old.as_object_mut().unwrap().remove("dailyCapacity");
+        let back: LocationDefined = serde_json::from_value(old).unwrap();
+        assert_eq!(back.spec.daily_capacity, None);
+        // An update: a number sets it, null makes it unlimited, absent leaves it.
+        let update = |json: &str| -> LocationPatch { serde_json::from_str(json).unwrap() };
+        assert_eq!(
+            update(r#"{"dailyCapacity":5}"#).daily_capacity,
+            Some(Some(5))
+        );
+        assert_eq!(
+            update(r#"{"dailyCapacity":null}"#).daily_capacity,
+            Some(None)
+        );
+        assert_eq!(update(r#"{"name":"x"}"#).daily_capacity, None);
+        let mut s = defined();
+        let cmd = LocationCommand::Update {
+            code: "STORE-07".into(),
+            patch: LocationPatch {
+                daily_capacity: Some(None),
+                ..Default::default()
+            },
+        };
+        let events = decide_location(&s, &cmd).unwrap();
+        let json = serde_json::to_string(&events[0]).unwrap();
+        assert!(json.contains(r#""dailyCapacity":null"#), "{json}");
+        s.apply(&serde_json::from_str(&json).unwrap());
+        assert_eq!(s.location.unwrap().spec.daily_capacity, None);
+    }
+
+    #[test]
     fn events_round_trip() {
         let events = vec![
             LocationEvent::LocationDefined(LocationDefined { spec: spec() }),

@@ -33,9 +33,11 @@ use ichigen_shared::graphql::conventions::{
 /// "Is this SKU sold?": the catalog's answer (known and active), which the inventory does not
 /// own. Availability leaves out what it cannot promise a buyer, so it asks through this port;
 /// the gateway wires it to the order service's catalog. Put into the schema's data as
-/// [`Sellable`].
+/// [`Sellable`]. Async, so that an implementation can wait until its catalog has replayed
+/// (right after a start, "not replayed yet" must not read as "not sold").
+#[async_trait::async_trait]
 pub trait SellableSkus: Send + Sync {
-    fn is_sellable(&self, sku: &str) -> bool;
+    async fn is_sellable(&self, sku: &str) -> bool;
 }
 
 /// The [`SellableSkus`] port in the schema's data.

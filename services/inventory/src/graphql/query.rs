@@ -90,7 +90,7 @@ impl InventoryQuery {
         let point = near.map(|p| p.validate("near")).transpose()?;
         wait_at_least(ctx, at_least.as_deref()).await?;
         let service = service(ctx)?;
-        if !sellable(ctx)?.is_sellable(&sku) {
+        if !sellable(ctx)?.is_sellable(&sku).await {
             return Ok(Availability {
                 sku,
                 channel,
@@ -150,7 +150,7 @@ impl InventoryQuery {
         }
         let service = service(ctx)?;
         let view = &service.view;
-        let sold = sellable(ctx)?.is_sellable(&sku);
+        let sold = sellable(ctx)?.is_sellable(&sku).await;
         forward_connection(after, first, |after: Option<usize>, limit| async move {
             let skip = after.map_or(0, |i| i + 1);
             if !sold {

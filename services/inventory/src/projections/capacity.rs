@@ -34,9 +34,10 @@ pub struct HeldClaim {
 
 #[derive(Default)]
 struct State {
-    /// (location, day) → units claimed. B-trees, not hash maps: they grow with every day and
-    /// owner, and a hash map's doubling would move them all under the write lock.
-    used: BTreeMap<(String, NaiveDate), i64>,
+    /// location → day → units claimed (looked up by `&str`, no allocation per read).
+    /// B-trees, not hash maps: they grow with every day and owner, and a hash map's doubling
+    /// would move them all under the write lock.
+    used: BTreeMap<String, BTreeMap<NaiveDate, i64>>,
     /// key → (location, day) → claimed at.
     by_key: BTreeMap<String, BTreeMap<(String, NaiveDate), DateTime<Utc>>>,
     newest: Option<NaiveDate>,
@@ -57,7 +58,8 @@ impl CapacityView {
     pub fn used(&self, location: &str, day: NaiveDate) -> i64 {
         let s = self.state.read().unwrap_or_else(|p| p.into_inner());
         s.used
-            .get(&(location.to_string(), day))
+            .get(location)
+            .and_then(|days| days.get(&day))
             .copied()
             .unwrap_or(0)
     }
@@ -82,7 +84,10 @@ impl CapacityView {
 
 impl State {
     fn forget_before(&mut self, oldest: NaiveDate) {
-        self.used.retain(|(_, day), _| *day >= oldest);
+        self.used.retain(|_, days| {
+            days.retain(|day, _| *day >= oldest);
+            !days.is_empty()
+        });
         self.by_key.retain(|_, claims| {
             claims.retain(|(_, day), _| *day >= oldest);
             !claims.is_empty()
@@ -122,7 +127,7 @@ impl Projection for CapacityView {
                         .insert(place.clone(), recorded.metadata.occurred_at)
                         .is_none()
                     {
-                        *s.used.entry(place).or_insert(0) += 1;
+                        *s.used.entry(place.0).or_default().entry(day).or_insert(0) += 1;
                     }
                 }
                 CapacityEvent::CapacityReleased(e) => {
@@ -135,7 +140,7 @@ impl Projection for CapacityView {
                         s.by_key.remove(&e.key);
                     }
                     if removed {
-                        if let Some(used) = s.used.get_mut(&place) {
+                        if let Some(used) = s.used.get_mut(location).and_then(|d| d.get_mut(&day)) {
                             *used = (*used - 1).max(0);
                         }
                     }

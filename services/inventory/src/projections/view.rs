@@ -802,6 +802,16 @@ impl InventoryView {
             .clone()
     }
 
+    /// `f` of the defined location `code`, without copying it.
+    pub fn with_location<R>(&self, code: &str, f: impl FnOnce(&Location) -> R) -> Option<R> {
+        let s = self.read();
+        s.location_entry(s.location_id(code)?)?
+            .state
+            .location
+            .as_ref()
+            .map(f)
+    }
+
     /// Whether the location is defined (`Some`) and active (`Some(true)`), without copying
     /// it: the check every stock command makes.
     pub fn location_active(&self, code: &str) -> Option<bool> {
