@@ -412,6 +412,34 @@ async fn staff_correct_stock_at_their_own_store_only() {
     assert_eq!(adjusted["reason"], "DAMAGED");
     assert_eq!(adjusted["reference"], "NOTE-12");
     assert_eq!(adjusted["actor"], "STORE_STAFF:clerk-7@SHIBUYA");
+    // A count takes its count sheet, and the history shows it (the first count had none).
+    let body = w
+        .gql(
+            Some(&clerk),
+            COUNT,
+            json!({ "input": { "location": w.id("SHIBUYA"), "sku": "CHINO-L", "counted": 7, "reference": "SHEET-2026-12" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["countStock"]["errors"], json!([]), "{body}");
+    let body = w
+        .gql(Some(&clerk), history, json!({ "loc": w.id("SHIBUYA") }))
+        .await;
+    let edges = body["data"]["stockMovements"]["edges"].as_array().unwrap();
+    assert_eq!(edges[0]["node"]["type"], "CycleCounted.v1");
+    assert_eq!(edges[0]["node"]["reference"], Value::Null);
+    assert_eq!(edges[2]["node"]["type"], "CycleCounted.v1");
+    assert_eq!(edges[2]["node"]["reference"], "SHEET-2026-12", "{body}");
+    // A reference with a line break is refused, naming it.
+    let body = w
+        .gql(
+            Some(&clerk),
+            COUNT,
+            json!({ "input": { "location": w.id("SHIBUYA"), "sku": "CHINO-L", "counted": 7, "reference": "SHEET\n2" } }),
+        )
+        .await;
+    let e = &body["data"]["countStock"]["errors"][0];
+    assert_eq!(e["code"], "INVALID_INPUT", "{body}");
+    assert_eq!(e["field"], json!(["input", "reference"]), "{body}");
     w.server.stop().await;
 }
 
