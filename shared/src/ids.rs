@@ -27,16 +27,18 @@ pub fn derived_event_id(command_key: &str, index: usize) -> Uuid {
     )
 }
 
+/// Longest SKU (characters).
+pub const MAX_SKU: usize = 64;
+
 /// A SKU usable in a stream name (`inventory-<SKU>@<LOCATION>`, `catalog-<SKU>`): non-empty,
 /// at most 64 characters of `[A-Za-z0-9._-]` (no `@`, which separates SKU and location).
-/// Every service checks SKUs with this one rule, so that a SKU the catalog accepts can be
-/// stocked and the other way round. `Err` carries the reason, for the service's own error.
+/// Every service checks SKUs with this one rule (the shared text rule,
+/// [`crate::validate::check_text`], then the stream-name character set), so that a SKU the
+/// catalog accepts can be stocked and the other way round. `Err` carries the reason, for the
+/// service's own error.
 pub fn validate_sku(sku: &str) -> Result<(), &'static str> {
-    if sku.is_empty() {
-        Err("must not be empty")
-    } else if sku.len() > 64 {
-        Err("must be at most 64 characters")
-    } else if !sku
+    crate::validate::check_text(sku, MAX_SKU)?;
+    if !sku
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
@@ -98,6 +100,8 @@ mod tests {
         assert!(validate_sku("").is_err());
         assert!(validate_sku("A@B").is_err());
         assert!(validate_sku(&"x".repeat(65)).is_err());
+        assert!(validate_sku("TEE-M\n").is_err());
+        assert!(validate_sku(" TEE-M").is_err());
         assert_eq!(validate_sku(&"x".repeat(64)), Ok(()));
     }
 

@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod graphql;
 pub mod http;
 pub mod ids;
+pub mod local_day;
 pub mod money;
 pub mod projection;
 pub mod resale;

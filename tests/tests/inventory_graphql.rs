@@ -3,7 +3,7 @@
 //! and history, the live `availabilityChanged` feed, bad inputs, and the demo data set.
 
 use ichigen_gateway::serve::Target;
-use ichigen_tests::server::{GraphqlWs, TestServer};
+use ichigen_tests::server::{request, GraphqlWs, TestServer};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -101,7 +101,28 @@ async fn world() -> World {
         let id = payload["location"]["id"].as_str().unwrap().to_string();
         world.ids.insert(code.to_string(), id);
     }
+    // Availability shows what the catalog sells: these SKUs are in it.
+    for sku in ["TEE-M", "CHINO-L", "KNIT-S", "PARKA-M", "DENIM-M"] {
+        world.sell(sku).await;
+    }
     world
+}
+
+impl World {
+    /// Puts `sku` into the catalog (active, 1990 JPY) through the PIM API.
+    async fn sell(&self, sku: &str) {
+        let auth = format!("Bearer {}", self.admin);
+        let key = format!("sell-{sku}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", key.as_str()),
+        ];
+        let body = br#"{"title":"Item","price":{"amount":"1990","currency":"JPY"}}"#;
+        let path = format!("/api/order/v1/catalog/items/{sku}");
+        let res = request(self.server.addr(), "PUT", &path, &headers, body).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,6 +412,34 @@ async fn staff_correct_stock_at_their_own_store_only() {
     assert_eq!(adjusted["reason"], "DAMAGED");
     assert_eq!(adjusted["reference"], "NOTE-12");
     assert_eq!(adjusted["actor"], "STORE_STAFF:clerk-7@SHIBUYA");
+    // A count takes its count sheet, and the history shows it (the first count had none).
+    let body = w
+        .gql(
+            Some(&clerk),
+            COUNT,
+            json!({ "input": { "location": w.id("SHIBUYA"), "sku": "CHINO-L", "counted": 7, "reference": "SHEET-2026-12" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["countStock"]["errors"], json!([]), "{body}");
+    let body = w
+        .gql(Some(&clerk), history, json!({ "loc": w.id("SHIBUYA") }))
+        .await;
+    let edges = body["data"]["stockMovements"]["edges"].as_array().unwrap();
+    assert_eq!(edges[0]["node"]["type"], "CycleCounted.v1");
+    assert_eq!(edges[0]["node"]["reference"], Value::Null);
+    assert_eq!(edges[2]["node"]["type"], "CycleCounted.v1");
+    assert_eq!(edges[2]["node"]["reference"], "SHEET-2026-12", "{body}");
+    // A reference with a line break is refused, naming it.
+    let body = w
+        .gql(
+            Some(&clerk),
+            COUNT,
+            json!({ "input": { "location": w.id("SHIBUYA"), "sku": "CHINO-L", "counted": 7, "reference": "SHEET\n2" } }),
+        )
+        .await;
+    let e = &body["data"]["countStock"]["errors"][0];
+    assert_eq!(e["code"], "INVALID_INPUT", "{body}");
+    assert_eq!(e["field"], json!(["input", "reference"]), "{body}");
     w.server.stop().await;
 }
 

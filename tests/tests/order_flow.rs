@@ -10,7 +10,7 @@ use ichigen_fulfillment::domain::{
 };
 use ichigen_fulfillment::handlers::{FulfillmentHandlerError, FulfillmentHandlers};
 use ichigen_fulfillment::process::order_intake::{
-    fulfillment_id, reassigned_fulfillment_id, HoldDays, OrderIntake,
+    fulfillment_id, reassigned_fulfillment_id, HoldDays, OrderIntake, PickupHold,
 };
 use ichigen_fulfillment::process::pickup_expiry::{PickupExpiry, PickupTracker};
 use ichigen_gateway::wiring::{InProcessFulfillment, InProcessInventory};
@@ -82,7 +82,7 @@ fn spec(code: &str, kind: LocationKind, lat: f64, lon: f64, caps: &[Capability])
         time_zone: "Asia/Tokyo".into(),
         capabilities: caps.iter().copied().collect(),
         pickup_hold_days: 3,
-        daily_capacity: 1000,
+        daily_capacity: Some(1000),
     }
 }
 
@@ -160,7 +160,10 @@ async fn world() -> World {
         dyn_clock.clone(),
     );
     let fulfillment = FulfillmentHandlers::new(store.clone(), dyn_clock.clone());
-    let hold_days: HoldDays = Arc::new(|_| 3);
+    let hold_days: HoldDays = Arc::new(|_| PickupHold {
+        days: 3,
+        time_zone: None,
+    });
     let intake_process = OrderIntake::new(store.clone(), fulfillment.clone(), hold_days);
     let orders = orders.with_fulfillment(Arc::new(InProcessFulfillment(OrderCancellation::new(
         fulfillment.clone(),

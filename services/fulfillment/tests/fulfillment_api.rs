@@ -83,6 +83,7 @@ async fn create(env: &Env, location: &str, kind: FulfillmentKind) -> Uuid {
         kind,
         destination_store: destination,
         pickup_hold_days: 3,
+        pickup_time_zone: None,
         lines: vec![line("l1", "TEE-1", 2), line("l2", "CAP-1", 1)],
     };
     let accepted = env

@@ -109,6 +109,7 @@ async fn create(env: &Env, location: &str, kind: FulfillmentKind) -> Uuid {
         kind,
         destination_store: destination,
         pickup_hold_days: 2,
+        pickup_time_zone: None,
         lines: vec![FulfillmentLine {
             line_id: "l1".into(),
             sku: "TEE-1".into(),

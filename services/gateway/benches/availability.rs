@@ -149,7 +149,7 @@ async fn seed(service: &InventoryService) {
             time_zone: "Asia/Tokyo".into(),
             capabilities: caps.iter().copied().collect(),
             pickup_hold_days: 3,
-            daily_capacity: 100,
+            daily_capacity: Some(100),
         };
         service
             .locations

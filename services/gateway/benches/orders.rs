@@ -361,7 +361,11 @@ fn customer(c: usize) -> String {
 /// nobody else writes yet), then waits for its own views.
 async fn seed_through_second_instance(store: &DynEventStore) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let inventory = InventoryService::start(store.clone(), clock.clone());
+    let inventory = InventoryService::start_with(
+        store.clone(),
+        clock.clone(),
+        ichigen_inventory::service::Processes::None,
+    );
     let orders = OrderService::start(
         store.clone(),
         clock,
@@ -389,7 +393,7 @@ async fn seed(inventory: &InventoryService, orders: &OrderService) {
             time_zone: "Asia/Tokyo".into(),
             capabilities: caps.iter().copied().collect(),
             pickup_hold_days: 7,
-            daily_capacity: 10_000_000,
+            daily_capacity: Some(10_000_000),
         };
         inventory
             .locations
@@ -483,7 +487,7 @@ fn start_stack(store: DynEventStore) -> OrderService {
         ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
     let view = inventory.view.clone();
     let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
-        Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+        Arc::new(move |code: &str| ichigen_gateway::wiring::pickup_hold(&view, code));
     let intake = ichigen_fulfillment::process::order_intake::OrderIntake::new(
         store.clone(),
         fulfillment.clone(),
@@ -505,7 +509,6 @@ fn start_stack(store: DynEventStore) -> OrderService {
     )
     .spawn();
     intake.spawn();
-    inventory.spawn_expiry(Duration::from_secs(5));
     orders
 }
 

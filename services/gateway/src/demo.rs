@@ -149,7 +149,7 @@ pub async fn seed(
             time_zone: "Asia/Tokyo".into(),
             capabilities: capabilities.iter().copied().collect::<BTreeSet<_>>(),
             pickup_hold_days: 7,
-            daily_capacity: if kind == LocationKind::Dc { 5000 } else { 200 },
+            daily_capacity: Some(if kind == LocationKind::Dc { 5000 } else { 200 }),
         };
         inventory
             .locations

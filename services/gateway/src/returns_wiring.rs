@@ -296,6 +296,14 @@ fn place_error(e: PlaceError) -> PortError {
         PlaceError::Catalog { index, .. } => {
             PortError::refused("NOT_FOUND", Some(&format!("lines.{index}.sku")), message)
         }
+        PlaceError::Sourcing(SourcingError::Shortage { lines })
+            if lines.iter().any(|l| !l.full_locations.is_empty()) =>
+        {
+            PortError::refused("CAPACITY_EXHAUSTED", Some("lines"), message)
+        }
+        PlaceError::Inventory(InventoryPortError::CapacityExhausted(_)) => {
+            PortError::refused("CAPACITY_EXHAUSTED", Some("lines"), message)
+        }
         PlaceError::Sourcing(SourcingError::Shortage { .. })
         | PlaceError::Inventory(InventoryPortError::Refused(_)) => {
             PortError::refused("INSUFFICIENT_STOCK", Some("lines"), message)

@@ -81,6 +81,8 @@ pub struct RunningServer {
     /// Thrown to stop: subscriptions close on it at once, and the HTTP server starts its
     /// graceful stop.
     pub shutdown: Shutdown,
+    /// Stopped (its background processes) before the store closes.
+    inventory: InventoryService,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -90,13 +92,20 @@ impl RunningServer {
     pub async fn stop(self) {
         self.shutdown.trigger();
         let _ = self.task.await;
+        self.inventory.shutdown().await;
         self.store.shutdown().await;
+    }
+
+    /// The inventory service this server runs (its processes, for tests that watch them).
+    pub fn inventory(&self) -> &InventoryService {
+        &self.inventory
     }
 
     /// Waits for the server to end (once [`RunningServer::shutdown`] is triggered: graceful),
     /// then closes the store.
     pub async fn wait(self) -> Result<(), String> {
         let served = self.task.await;
+        self.inventory.shutdown().await;
         self.store.shutdown().await;
         match served {
             Ok(Ok(())) => Ok(()),
@@ -149,9 +158,15 @@ pub async fn start_with_clock(
         (clock, None)
     };
     let mut readiness = Readiness::default();
-    // One inventory service per process, shared by GraphQL, the WMS API and the expiry
-    // process: its stock handlers keep one writer per stream.
-    let inventory = InventoryService::start(store.clone(), clock.clone());
+    // One inventory service per process, shared by GraphQL, the WMS API and its processes
+    // (hold expiry, transfers: started by the service itself where inventory is served, and
+    // stopped with the server): its stock handlers keep one writer per stream.
+    let inventory_processes = if target.runs(Target::Inventory) {
+        ichigen_inventory::service::Processes::Run
+    } else {
+        ichigen_inventory::service::Processes::None
+    };
+    let inventory = InventoryService::start_with(store.clone(), clock.clone(), inventory_processes);
     readiness.projections.extend(inventory.projections());
     // The fulfillment service: its handlers, store queues and pickup expiry.
     let fulfillment = ichigen_fulfillment::FulfillmentService::start(store.clone(), clock.clone());
@@ -160,7 +175,7 @@ pub async fn start_with_clock(
     // order cancellation that arrives first creates them the same way.
     let view = inventory.view.clone();
     let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
-        Arc::new(move |code: &str| view.location(code).map_or(3, |l| l.spec.pickup_hold_days));
+        Arc::new(move |code: &str| crate::wiring::pickup_hold(&view, code));
     let intake = ichigen_fulfillment::process::order_intake::OrderIntake::new(
         store.clone(),
         fulfillment.handlers.clone(),
@@ -236,6 +251,7 @@ pub async fn start_with_clock(
         ))
         .await
     {
+        inventory.shutdown().await;
         store.shutdown().await;
         return Err(format!("cannot seed the default return policy: {e}"));
     }
@@ -248,6 +264,7 @@ pub async fn start_with_clock(
         match crate::demo::seed(&inventory, &orders).await {
             Ok(seeded) => tracing::info!(%seeded, "demo data set"),
             Err(e) => {
+                inventory.shutdown().await;
                 store.shutdown().await;
                 return Err(format!("cannot seed the demo data set: {e}"));
             }
@@ -277,6 +294,7 @@ pub async fn start_with_clock(
     let app_shutdown = shutdown.clone();
     let max_body = settings.http.max_body_bytes;
     let app_store = store.clone();
+    let running_inventory = inventory.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
             // Inside `observe`, so that a 413 is timed and carries the correlation id too.
@@ -339,6 +357,7 @@ pub async fn start_with_clock(
     let server = match server.bind(bind) {
         Ok(s) => s,
         Err(e) => {
+            running_inventory.shutdown().await;
             store.shutdown().await;
             return Err(format!("cannot listen on {bind}: {e}"));
         }
@@ -349,6 +368,7 @@ pub async fn start_with_clock(
         addr,
         store,
         shutdown,
+        inventory: running_inventory,
         task,
     })
 }

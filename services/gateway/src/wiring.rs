@@ -6,13 +6,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ichigen_fulfillment::cancellation::{self, OrderCancellation};
 use ichigen_fulfillment::domain::FulfillmentKind;
+use ichigen_fulfillment::process::order_intake;
 use ichigen_inventory::domain::{Capability, LocationKind, StockCommand, StockEvent};
+#[cfg(doc)]
+use ichigen_inventory::handlers::placement::Placements;
 use ichigen_inventory::handlers::{HandlerError, ReserveLine};
 use ichigen_inventory::InventoryService;
 use ichigen_order::domain::sourcing::{self, Candidate};
 use ichigen_order::ports::{
-    CancelOutcome, FulfillmentPort, FulfillmentPortError, InventoryPort, InventoryPortError,
-    OpenHold, ReservationRef, ReservationRequest, UnitsToCancel, WorkKind,
+    CancelOutcome, CapacityClaim, FulfillmentPort, FulfillmentPortError, HeldClaim, InventoryPort,
+    InventoryPortError, OpenHold, PlacementHolds, ReservationRef, ReservationRequest,
+    UnitsToCancel, WorkKind,
 };
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::store::Position;
@@ -21,11 +25,46 @@ use uuid::Uuid;
 /// The reason code a short pick's stock adjustment carries.
 pub const SHORT_PICK: &str = "SHORT_PICK";
 
+/// A store's pickup hold as the fulfillment intake needs it: its hold days and time zone
+/// (an unknown store: 3 days, counted in 24-hour periods).
+pub fn pickup_hold(
+    view: &ichigen_inventory::projections::view::InventoryView,
+    code: &str,
+) -> order_intake::PickupHold {
+    match view.location(code) {
+        Some(l) => order_intake::PickupHold {
+            days: l.spec.pickup_hold_days,
+            time_zone: Some(l.spec.time_zone),
+        },
+        None => order_intake::PickupHold {
+            days: 3,
+            time_zone: None,
+        },
+    }
+}
+
+/// The catalog, as the inventory's availability sees it: a SKU is sellable when the catalog
+/// has it active (what `placeOrder` prices). Waits until the catalog view has replayed the
+/// store (right after a start), so that "not replayed yet" never reads as "not sold".
+pub struct CatalogSellable(pub ichigen_order::catalog_service::CatalogService);
+
+#[async_trait]
+impl ichigen_inventory::graphql::SellableSkus for CatalogSellable {
+    async fn is_sellable(&self, sku: &str) -> bool {
+        if let Err(e) = self.0.view_handle.wait_caught_up().await {
+            tracing::warn!(error = %e, "catalog view not caught up; availability may miss SKUs");
+        }
+        self.0.view.sells(sku)
+    }
+}
+
 /// The inventory service, as the order service sees it.
 pub struct InProcessInventory(pub InventoryService);
 
 #[async_trait]
 impl InventoryPort for InProcessInventory {
+    /// `remaining_capacity` is the location's capacity less what placements claimed on its
+    /// local day (the capacity view), `i64::MAX` without a capacity.
     async fn candidates(&self, skus: &[String]) -> Result<Vec<Candidate>, InventoryPortError> {
         let view = &self.0.view;
         Ok(view
@@ -33,6 +72,7 @@ impl InventoryPort for InProcessInventory {
             .into_iter()
             .filter(|l| l.active)
             .map(|l| Candidate {
+                remaining_capacity: self.0.capacity_left(&l).unwrap_or(i64::MAX),
                 atp: skus
                     .iter()
                     .filter_map(|sku| {
@@ -60,7 +100,88 @@ impl InventoryPort for InProcessInventory {
                 lat: l.spec.lat,
                 lon: l.spec.lon,
                 active: l.active,
-                remaining_capacity: l.spec.daily_capacity,
+            })
+            .collect())
+    }
+
+    /// Stock reservations and capacity claims together ([`Placements::reserve`]); a full day
+    /// is `CapacityExhausted` naming the locations.
+    async fn reserve_placement(
+        &self,
+        owner: &str,
+        requests: &[ReservationRequest],
+        metadata: Metadata,
+    ) -> Result<PlacementHolds, InventoryPortError> {
+        let lines = reserve_lines_of(owner, requests)?;
+        match self.0.placements.reserve(owner, &lines, metadata).await {
+            Ok(held) => Ok(PlacementHolds {
+                position: held.position,
+                claimed: held
+                    .claimed
+                    .into_iter()
+                    .map(|c| CapacityClaim {
+                        location: c.location,
+                        day: c.day,
+                    })
+                    .collect(),
+            }),
+            Err(refused) => {
+                if let Some(e) = refused.failed {
+                    return Err(InventoryPortError::Unavailable(e.to_string()));
+                }
+                if refused.stock.iter().any(|(_, e)| e.refusal().is_none()) {
+                    return Err(InventoryPortError::Unavailable(format!(
+                        "reservation failed: {:?}",
+                        refused.stock
+                    )));
+                }
+                if !refused.stock.is_empty() {
+                    return Err(InventoryPortError::Refused(
+                        refused
+                            .stock
+                            .iter()
+                            .map(|(i, e)| (*i, e.to_string()))
+                            .collect(),
+                    ));
+                }
+                Err(InventoryPortError::CapacityExhausted(
+                    refused.full.into_iter().map(|c| c.location).collect(),
+                ))
+            }
+        }
+    }
+
+    async fn release_capacity(
+        &self,
+        owner: &str,
+        claims: &[CapacityClaim],
+        metadata: Metadata,
+    ) -> Result<(), InventoryPortError> {
+        let releases = claims.iter().map(|c| {
+            self.0
+                .placements
+                .capacity
+                .release(&c.location, c.day, owner, metadata.clone())
+        });
+        collect(futures::future::join_all(releases).await)
+    }
+
+    async fn capacity_claims_of(
+        &self,
+        owner_prefix: &str,
+    ) -> Result<Vec<HeldClaim>, InventoryPortError> {
+        Ok(self
+            .0
+            .capacity
+            .claims_of(owner_prefix)
+            .into_iter()
+            .map(|c| HeldClaim {
+                owner: c.key,
+                claim: CapacityClaim {
+                    location: c.location,
+                    day: c.day,
+                },
+                since: c.since,
             })
             .collect())
     }
@@ -72,23 +193,7 @@ impl InventoryPort for InProcessInventory {
         expires_at: Option<DateTime<Utc>>,
         metadata: Metadata,
     ) -> Result<Option<Position>, InventoryPortError> {
-        // reserve_lines names the holds `<owner>#<index>`: the ids the order asked for.
-        for (i, r) in requests.iter().enumerate() {
-            if r.reservation_id != format!("{owner}#{i}") {
-                return Err(InventoryPortError::Unavailable(format!(
-                    "reservation id {} does not follow {owner}#{i}",
-                    r.reservation_id
-                )));
-            }
-        }
-        let lines: Vec<ReserveLine> = requests
-            .iter()
-            .map(|r| ReserveLine {
-                sku: r.sku.clone(),
-                location: r.location.clone(),
-                qty: r.qty,
-            })
-            .collect();
+        let lines = reserve_lines_of(owner, requests)?;
         match self
             .0
             .stock
@@ -242,6 +347,30 @@ impl InventoryPort for InProcessInventory {
         collect(vec![result])?;
         Ok(take)
     }
+}
+
+/// The order's requests as reservation lines. `reserve_lines` names the holds
+/// `<owner>#<index>`: the ids the order must have asked for.
+fn reserve_lines_of(
+    owner: &str,
+    requests: &[ReservationRequest],
+) -> Result<Vec<ReserveLine>, InventoryPortError> {
+    for (i, r) in requests.iter().enumerate() {
+        if r.reservation_id != format!("{owner}#{i}") {
+            return Err(InventoryPortError::Unavailable(format!(
+                "reservation id {} does not follow {owner}#{i}",
+                r.reservation_id
+            )));
+        }
+    }
+    Ok(requests
+        .iter()
+        .map(|r| ReserveLine {
+            sku: r.sku.clone(),
+            location: r.location.clone(),
+            qty: r.qty,
+        })
+        .collect())
 }
 
 /// Maps the handlers' answers: a domain refusal is `Refused` (retrying will not help), anything

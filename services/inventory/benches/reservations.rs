@@ -126,7 +126,7 @@ fn store_spec() -> LocationSpec {
         time_zone: "Asia/Tokyo".into(),
         capabilities: [Capability::Pickup].into_iter().collect(),
         pickup_hold_days: 3,
-        daily_capacity: 100,
+        daily_capacity: Some(100),
     }
 }
 

@@ -81,7 +81,7 @@ fn location_event(l: usize) -> (String, &'static str, Vec<u8>) {
             time_zone: "Asia/Tokyo".into(),
             capabilities,
             pickup_hold_days: 7,
-            daily_capacity: 500,
+            daily_capacity: Some(500),
         },
     });
     (

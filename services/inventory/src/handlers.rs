@@ -4,34 +4,29 @@
 //! retries would storm there (every loser reloads and tries again), so every command for a
 //! stream goes to that stream's single in-process writer task. The writer keeps the folded state
 //! in memory, takes whatever commands are queued, decides them in order against the running
-//! state ([`crate::domain::decide_batch`] per job, so a job's lines stand or fall together), and
-//! appends all their events in one append. It still appends with the exact revision it knows,
+//! state (a job's commands stand or fall together, as [`crate::domain::decide_batch`] decides
+//! them), and appends all their events in one append ([`writer`]: the same writers serve the
+//! capacity days, [`capacity`]). It still appends with the exact revision it knows,
 //! so another process writing the same stream (one service per process on KurrentDB) causes a
 //! `WrongExpectedVersion`, a reload and a fresh decision — never a lost update or an oversell.
 //!
 //! A writer with nothing to do for [`IDLE`] stops, so memory follows the hot set of streams.
 
+pub mod capacity;
 pub mod locations;
+pub mod placement;
+pub mod writer;
 
-use crate::domain::{
-    decide, decide_batch, InventoryError, StockCommand, StockEvent, StockItem, StockLevels,
-};
+use crate::domain::{decide, InventoryError, StockCommand, StockEvent, StockItem, StockLevels};
 use ichigen_shared::aggregate::FoldError;
 use ichigen_shared::clock::Clock;
-use ichigen_shared::envelope::{Metadata, NewEvent};
-use ichigen_shared::store::{DynEventStore, ExpectedRevision, Position, StoreError};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use ichigen_shared::envelope::Metadata;
+use ichigen_shared::store::{DynEventStore, Position, StoreError};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 /// How long a stream writer waits for work before it stops.
 pub const IDLE: Duration = Duration::from_secs(30);
-/// Most commands one append carries.
-const MAX_JOBS_PER_APPEND: usize = 1024;
-/// Reloads after a conflict with another process before giving up.
-const MAX_CONFLICT_RETRIES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -58,18 +53,44 @@ pub struct Accepted {
     pub levels: StockLevels,
 }
 
-struct Job {
-    commands: Vec<StockCommand>,
-    metadata: Metadata,
-    reply: oneshot::Sender<Result<Accepted, HandlerError>>,
+/// Stock item streams, as the writers see them.
+pub struct Stock;
+
+impl writer::StreamKind for Stock {
+    type State = StockItem;
+    type Command = StockCommand;
+    type Event = StockEvent;
+    type Summary = StockLevels;
+
+    fn decode(event_type: &str, data: &[u8]) -> Option<Result<StockEvent, serde_json::Error>> {
+        StockEvent::decode(event_type, data)
+    }
+    fn apply(state: &mut StockItem, event: &StockEvent) {
+        state.apply(event)
+    }
+    fn decide(
+        state: &StockItem,
+        command: &StockCommand,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<StockEvent>, InventoryError> {
+        decide(state, command, now)
+    }
+    fn event_type(event: &StockEvent) -> &'static str {
+        event.event_type()
+    }
+    fn payload(event: &StockEvent) -> Result<Vec<u8>, serde_json::Error> {
+        event.payload_json()
+    }
+    fn summary(state: &StockItem) -> StockLevels {
+        StockLevels::of(state)
+    }
 }
 
 /// The stock command side of the inventory service.
 #[derive(Clone)]
 pub struct StockHandlers {
     store: DynEventStore,
-    clock: Arc<dyn Clock>,
-    writers: Arc<Mutex<HashMap<String, mpsc::Sender<Job>>>>,
+    writers: writer::Writers<Stock>,
     /// Refuses movements at unknown or inactive locations; `None` only in benches and tests of
     /// the writer itself.
     locations: Option<locations::LocationCheck>,
@@ -78,9 +99,8 @@ pub struct StockHandlers {
 impl StockHandlers {
     pub fn new(store: DynEventStore, clock: Arc<dyn Clock>) -> Self {
         StockHandlers {
+            writers: writer::Writers::new(store.clone(), clock),
             store,
-            clock,
-            writers: Arc::default(),
             locations: None,
         }
     }
@@ -116,6 +136,22 @@ impl StockHandlers {
                 reason: "must not be empty",
             }));
         }
+        for (index, command) in commands.iter().enumerate() {
+            command
+                .validate()
+                .map_err(|error| HandlerError::Refused { index, error })?;
+            if let Some((field, other)) = command.other_location() {
+                if other == location {
+                    return Err(HandlerError::Refused {
+                        index,
+                        error: InventoryError::UnknownOtherLocation {
+                            field,
+                            code: other.to_string(),
+                        },
+                    });
+                }
+            }
+        }
         let Some(check) = &self.locations else {
             return Ok(());
         };
@@ -123,13 +159,69 @@ impl StockHandlers {
             Some(index) => check
                 .require_active(location)
                 .await
-                .map_err(|e| e.at_index(index)),
-            None => check.require_known(location).await,
+                .map_err(|e| e.at_index(index))?,
+            None => check.require_known(location).await?,
         }
+        for (index, command) in commands.iter().enumerate() {
+            if let Some((field, other)) = command.other_location() {
+                // A transfer ships only to a location that takes stock now; the source of a
+                // shipment or an announcement need only be defined.
+                let active = matches!(command, StockCommand::TransferOut { .. });
+                check
+                    .require_other(field, other, active)
+                    .await
+                    .map_err(|e| e.at_index(index))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of [`Self::execute`] that change nothing: identifiers, the commands' own
+    /// input ([`StockCommand::validate`]) and the locations they name. The WMS API runs them
+    /// before it claims an idempotency key, so that a request refused for its input records
+    /// nothing at all.
+    pub async fn precheck(
+        &self,
+        sku: &str,
+        location: &str,
+        commands: &[StockCommand],
+    ) -> Result<(), HandlerError> {
+        self.check_target(sku, location, commands).await
     }
 
     /// Executes `commands` on one SKU × location as one unit (all accepted or none).
+    ///
+    /// A transfer shipped by the job is recorded in transit at its destination right away
+    /// (so the answer's caller sees it as incoming there); if that second append fails, the
+    /// transfer process ([`crate::process::transfers`]) records it from the shipment event.
     pub async fn execute(
+        &self,
+        sku: &str,
+        location: &str,
+        commands: Vec<StockCommand>,
+        metadata: Metadata,
+    ) -> Result<Accepted, HandlerError> {
+        let accepted = self
+            .execute_one(sku, location, commands, metadata.clone())
+            .await?;
+        for event in &accepted.events {
+            if let StockEvent::TransferShipped(shipped) = event {
+                let command = in_transit(location, shipped);
+                let recorded = self
+                    .execute_one(sku, &shipped.to_location, vec![command], metadata.clone())
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::warn!(sku, from = location, to = %shipped.to_location,
+                        transfer = %shipped.transfer_id, error = %e,
+                        "transfer not yet recorded in transit; the transfer process will");
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    /// One job on one stream, without the follow-up of a shipped transfer.
+    async fn execute_one(
         &self,
         sku: &str,
         location: &str,
@@ -138,24 +230,12 @@ impl StockHandlers {
     ) -> Result<Accepted, HandlerError> {
         self.check_target(sku, location, &commands).await?;
         let stream = crate::domain::stream_name(sku, location);
-        let (reply, answer) = oneshot::channel();
-        let mut job = Job {
-            commands,
-            metadata,
-            reply,
-        };
-        // A writer that just stopped for idleness refuses the send: start a new one.
-        for _ in 0..2 {
-            let sender = self.writer_for(&stream);
-            match sender.send(job).await {
-                Ok(()) => return answer.await.map_err(|_| HandlerError::Closed)?,
-                Err(mpsc::error::SendError(returned)) => {
-                    job = returned;
-                    self.forget_writer(&stream, &sender);
-                }
-            }
-        }
-        Err(HandlerError::Closed)
+        let decided = self.writers.submit(&stream, commands, metadata).await?;
+        Ok(Accepted {
+            events: decided.events,
+            position: decided.position,
+            levels: decided.summary,
+        })
     }
 
     /// Reads a stock item's current state from the store (no writer involved).
@@ -163,38 +243,22 @@ impl StockHandlers {
         let stream = crate::domain::stream_name(sku, location);
         Ok(load(&self.store, &stream).await?.0)
     }
+}
 
-    fn writer_for(&self, stream: &str) -> mpsc::Sender<Job> {
-        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = writers.get(stream) {
-            if !sender.is_closed() {
-                return sender.clone();
-            }
-        }
-        let (sender, rx) = mpsc::channel(4096);
-        writers.insert(stream.to_string(), sender.clone());
-        let writer = StreamWriter {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            stream: stream.to_string(),
-            loaded: None,
-        };
-        tokio::spawn(writer.run(rx));
-        sender
-    }
-
-    fn forget_writer(&self, stream: &str, dead: &mpsc::Sender<Job>) {
-        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-        if writers.get(stream).is_some_and(|s| s.same_channel(dead)) {
-            writers.remove(stream);
-        }
+/// The destination's side of a shipment from `from`.
+pub fn in_transit(from: &str, shipped: &crate::domain::stock::TransferShipped) -> StockCommand {
+    StockCommand::RecordInTransit {
+        qty: shipped.qty,
+        transfer_id: shipped.transfer_id.clone(),
+        from_location: from.to_string(),
     }
 }
 
 /// Commands that put stock into play at a location: refused where the location is inactive.
 /// Releasing, confirming, consuming and expiring reservations, and shipping stock out on a
-/// transfer, stay possible so that a closing store can be emptied; writing off a returned unit
-/// adds nothing to sell, so a unit that reached a closing store can still be recorded.
+/// transfer, stay possible so that a closing store can be emptied; a transfer shipped before a
+/// store closed is still recorded in transit there; writing off a returned unit adds nothing
+/// to sell, so a unit that reached a closing store can still be recorded.
 fn needs_active_location(command: &StockCommand) -> bool {
     !matches!(
         command,
@@ -204,6 +268,7 @@ fn needs_active_location(command: &StockCommand) -> bool {
             | StockCommand::ConsumeUpTo { .. }
             | StockCommand::ExpireReservations
             | StockCommand::TransferOut { .. }
+            | StockCommand::RecordInTransit { .. }
             | StockCommand::WriteOffReturn { .. }
     )
 }
@@ -234,6 +299,16 @@ async fn load(
     fold_stream(store, stream, StockEvent::decode, StockItem::apply).await
 }
 
+/// [`fold_stream`] with the state's own `apply` signature (what the writers use).
+pub(crate) async fn load_stream<S: Default, E>(
+    store: &DynEventStore,
+    stream: &str,
+    decode: ichigen_shared::aggregate::Decoder<E>,
+    apply: fn(&mut S, &E),
+) -> Result<(S, Option<u64>), HandlerError> {
+    fold_stream(store, stream, decode, apply).await
+}
+
 /// Reads a whole stream and folds it ([`ichigen_shared::aggregate::fold_stream`]), with the
 /// handlers' error.
 pub(crate) async fn fold_stream<S: Default, E>(
@@ -251,152 +326,6 @@ impl From<FoldError> for HandlerError {
             FoldError::Store(e) => HandlerError::Store(e),
             FoldError::Unreadable { stream, detail } => HandlerError::Unreadable { stream, detail },
         }
-    }
-}
-
-struct StreamWriter {
-    store: DynEventStore,
-    clock: Arc<dyn Clock>,
-    stream: String,
-    /// The folded state and the revision it reflects, once loaded.
-    loaded: Option<(StockItem, Option<u64>)>,
-}
-
-impl StreamWriter {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        loop {
-            let first = match tokio::time::timeout(IDLE, rx.recv()).await {
-                Ok(Some(job)) => job,
-                // Idle or every handle dropped: stop. Jobs sent after this see a closed channel.
-                _ => return,
-            };
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_JOBS_PER_APPEND {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-            self.handle(jobs).await;
-        }
-    }
-
-    /// Decides every job against the running state and appends the accepted ones together.
-    async fn handle(&mut self, jobs: Vec<Job>) {
-        let mut attempts = 0;
-        loop {
-            let (mut state, revision) = match self.loaded.take() {
-                Some(loaded) => loaded,
-                None => match load(&self.store, &self.stream).await {
-                    Ok(loaded) => loaded,
-                    Err(e) => return fail_all(jobs, e),
-                },
-            };
-            let now = self.clock.now();
-            let mut decisions = Vec::with_capacity(jobs.len());
-            let mut new_events = Vec::new();
-            // Decided in place: if the append fails the state is dropped and reloaded, so no
-            // copy of a hot SKU's thousands of reservations is made per batch.
-            for job in &jobs {
-                let decided = match job.commands.as_slice() {
-                    [single] => decide(&state, single, now).map_err(|e| (0, e)),
-                    // A bundle is decided on a scratch copy: all or nothing.
-                    many => decide_batch(&state, many, now),
-                };
-                match decided {
-                    Ok(events) => {
-                        for event in &events {
-                            state.apply(event);
-                            match event.payload_json() {
-                                Ok(data) => new_events.push(NewEvent {
-                                    id: Uuid::new_v4(),
-                                    event_type: event.event_type().to_string(),
-                                    data,
-                                    metadata: job.metadata.clone(),
-                                }),
-                                Err(e) => {
-                                    return fail_all(
-                                        jobs,
-                                        HandlerError::Unreadable {
-                                            stream: self.stream.clone(),
-                                            detail: e.to_string(),
-                                        },
-                                    )
-                                }
-                            }
-                        }
-                        decisions.push(Ok((events, StockLevels::of(&state))));
-                    }
-                    Err((index, error)) => decisions.push(Err((index, error))),
-                }
-            }
-            if new_events.is_empty() {
-                // Only refusals and no-op retries: nothing to write.
-                self.loaded = Some((state, revision));
-                return answer(jobs, decisions, None);
-            }
-            match self
-                .store
-                .append(&self.stream, ExpectedRevision::after(revision), new_events)
-                .await
-            {
-                Ok(result) => {
-                    self.loaded = Some((state, Some(result.next_expected)));
-                    return answer(jobs, decisions, Some(result.position));
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) if attempts < MAX_CONFLICT_RETRIES => {
-                    // Another process wrote the stream: reload and decide again.
-                    attempts += 1;
-                    self.loaded = None;
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => {
-                    return fail_all(jobs, HandlerError::Contended(self.stream.clone()))
-                }
-                Err(e) => {
-                    // Unknown outcome (the append may have landed): reload next time.
-                    self.loaded = None;
-                    return fail_all(jobs, HandlerError::Store(e));
-                }
-            }
-        }
-    }
-}
-
-type Decision = Result<(Vec<StockEvent>, StockLevels), (usize, InventoryError)>;
-
-fn answer(jobs: Vec<Job>, decisions: Vec<Decision>, position: Option<Position>) {
-    for (job, decision) in jobs.into_iter().zip(decisions) {
-        let outcome = match decision {
-            Ok((events, levels)) => Ok(Accepted {
-                position: if events.is_empty() { None } else { position },
-                events,
-                levels,
-            }),
-            Err((index, error)) => Err(HandlerError::Refused { index, error }),
-        };
-        let _ = job.reply.send(outcome);
-    }
-}
-
-/// Answers every job with the same failure (store errors are not `Clone`, so each gets the
-/// failure rebuilt from its text, keeping its kind where it matters to callers).
-fn fail_all(jobs: Vec<Job>, error: HandlerError) {
-    let message = error.to_string();
-    let rebuild = |e: &HandlerError| match e {
-        HandlerError::Contended(s) => HandlerError::Contended(s.clone()),
-        HandlerError::Closed => HandlerError::Closed,
-        HandlerError::Unreadable { stream, detail } => HandlerError::Unreadable {
-            stream: stream.clone(),
-            detail: detail.clone(),
-        },
-        _ => HandlerError::Store(StoreError::Io(message.clone())),
-    };
-    let mut jobs = jobs.into_iter();
-    if let Some(first) = jobs.next() {
-        for job in jobs {
-            let _ = job.reply.send(Err(rebuild(&error)));
-        }
-        let _ = first.reply.send(Err(error));
     }
 }
 

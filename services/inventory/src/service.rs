@@ -6,9 +6,13 @@
 //! writer per stream, and two handler sets in one process would be two writers per stream —
 //! correct (the store's revision check catches it) but conflicting under load.
 
+use crate::handlers::capacity::CapacityHandlers;
 use crate::handlers::locations::{LocationCheck, LocationHandlers};
+use crate::handlers::placement::Placements;
 use crate::handlers::StockHandlers;
 use crate::process::expiry::{ExpiryProcess, HoldTracker};
+use crate::process::transfers::TransferProcess;
+use crate::projections::capacity::CapacityView;
 use crate::projections::view::InventoryView;
 use ichigen_shared::clock::Clock;
 use ichigen_shared::projection::{self, ProjectionHandle, WaitError};
@@ -18,6 +22,20 @@ use std::time::Duration;
 
 /// How long a read that asked for its own write waits at most.
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the expiry process looks for holds that ran out (a look at the soonest expiry,
+/// so cheap; a released hold is at most this late).
+pub const EXPIRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What [`InventoryService::start_with`] starts besides the handlers and read models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Processes {
+    /// The service's background processes (hold expiry, transfers): a process that serves
+    /// inventory.
+    Run,
+    /// None: a process that only uses inventory in-process (another service's target, a
+    /// tool), while the inventory's own process runs them.
+    None,
+}
 
 /// An open hold: who holds which units of a SKU at a location, since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +55,31 @@ pub struct InventoryService {
     pub clock: Arc<dyn Clock>,
     pub stock: StockHandlers,
     pub locations: LocationHandlers,
+    /// Order placements' holds: stock and daily capacity, all or nothing.
+    pub placements: Placements,
     /// The inventory view every read uses.
     pub view: Arc<InventoryView>,
     pub view_handle: ProjectionHandle,
+    /// What each location claimed of its daily capacity (planning and availability; the claim
+    /// decides).
+    pub capacity: Arc<CapacityView>,
+    capacity_handle: ProjectionHandle,
     holds: Arc<HoldTracker>,
     holds_handle: ProjectionHandle,
+    /// The background processes this service started, aborted by [`Self::shutdown`].
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl InventoryService {
-    /// Starts the read models (they replay the store, then follow it) and builds the handlers.
-    /// Must run inside a Tokio runtime.
+    /// Starts the read models (they replay the store, then follow it), builds the handlers and
+    /// starts the service's background processes: the hold expiry (every [`EXPIRY_EVERY`]) and
+    /// the transfer process. Must run inside a Tokio runtime; [`Self::shutdown`] stops them.
     pub fn start(store: DynEventStore, clock: Arc<dyn Clock>) -> Self {
+        Self::start_with(store, clock, Processes::Run)
+    }
+
+    /// [`Self::start`], with or without the background processes.
+    pub fn start_with(store: DynEventStore, clock: Arc<dyn Clock>, processes: Processes) -> Self {
         let view = Arc::new(InventoryView::new());
         let view_handle = projection::spawn(store.clone(), view.clone());
         let holds = Arc::new(HoldTracker::default());
@@ -55,22 +87,54 @@ impl InventoryService {
         let stock = StockHandlers::new(store.clone(), clock.clone())
             .with_location_check(LocationCheck::new(view.clone(), store.clone()));
         let locations = LocationHandlers::new(store.clone(), Some(view_handle.clone()));
-        InventoryService {
+        let capacity = Arc::new(CapacityView::new());
+        let capacity_handle = projection::spawn(store.clone(), capacity.clone());
+        let placements = Placements::new(
+            stock.clone(),
+            CapacityHandlers::new(store.clone(), clock.clone()),
+            view.clone(),
+            clock.clone(),
+        );
+        let service = InventoryService {
             store,
             clock,
             stock,
             locations,
+            placements,
             view,
             view_handle,
+            capacity,
+            capacity_handle,
             holds,
             holds_handle,
+            tasks: Arc::default(),
+        };
+        if processes == Processes::Run {
+            let expiry = service.expiry().spawn(EXPIRY_EVERY);
+            let transfers = TransferProcess::new(service.store.clone(), service.stock.clone());
+            service.tasks().extend([expiry, transfers.spawn()]);
+        }
+        service
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the background processes [`Self::start`] started (each is idempotent, so one cut
+    /// off mid-pass is simply done again by the next start). Call before closing the store.
+    pub async fn shutdown(&self) {
+        let tasks: Vec<_> = self.tasks().drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
         }
     }
 
-    /// Releases expired cart holds every `every` (the process is idempotent; see
-    /// [`crate::process::expiry`]).
-    pub fn spawn_expiry(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        ExpiryProcess::new(self.holds.clone(), self.stock.clone(), self.clock.clone()).spawn(every)
+    /// Whether the background processes are running (none started, or stopped: `false`).
+    pub fn processes_running(&self) -> bool {
+        let tasks = self.tasks();
+        !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished())
     }
 
     /// The expiry process for driving by hand (tests with a manual clock).
@@ -103,7 +167,52 @@ impl InventoryService {
 
     /// The projections readiness waits for.
     pub fn projections(&self) -> Vec<ProjectionHandle> {
-        vec![self.view_handle.clone(), self.holds_handle.clone()]
+        vec![
+            self.view_handle.clone(),
+            self.holds_handle.clone(),
+            self.capacity_handle.clone(),
+        ]
+    }
+
+    /// Waits until the capacity view has applied `position` (a position a capacity claim or
+    /// release returned). `None` returns at once.
+    pub async fn wait_for_capacity(&self, position: Option<Position>) -> Result<(), WaitError> {
+        match position {
+            Some(p) => {
+                self.capacity_handle
+                    .wait_for(p, READ_YOUR_WRITES_TIMEOUT)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Orders `location` can still take on its local day at the clock's now (`None`:
+    /// unlimited), from the capacity view (a moment behind the claims, which decide).
+    pub fn capacity_left(&self, location: &crate::domain::Location) -> Option<i64> {
+        self.left_of(
+            &location.spec.code,
+            location.spec.daily_capacity,
+            location.spec.tz(),
+        )
+    }
+
+    fn left_of(
+        &self,
+        code: &str,
+        limit: Option<i64>,
+        tz: ichigen_shared::local_day::Tz,
+    ) -> Option<i64> {
+        let limit = limit?;
+        let today = ichigen_shared::local_day::local_date(tz, self.clock.now());
+        Some((limit - self.capacity.used(code, today)).max(0))
+    }
+
+    /// Whether the location `code` can take another order today (unknown locations cannot).
+    pub fn takes_orders_today(&self, code: &str) -> bool {
+        self.view
+            .with_location(code, |l| (l.spec.daily_capacity, l.spec.tz()))
+            .is_some_and(|(limit, tz)| self.left_of(code, limit, tz).is_none_or(|left| left > 0))
     }
 
     /// Read-your-writes: waits until the inventory view has applied `position` (a position a

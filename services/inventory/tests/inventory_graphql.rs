@@ -9,7 +9,7 @@ use async_graphql::{EmptySubscription, Request, Schema, Variables};
 use ichigen_inventory::domain::{
     Address, Capability, InventoryError, LocationCommand, LocationKind, LocationSpec, StockCommand,
 };
-use ichigen_inventory::graphql::{InventoryMutation, InventoryQuery};
+use ichigen_inventory::graphql::{InventoryMutation, InventoryQuery, Sellable, SellableSkus};
 use ichigen_inventory::handlers::{Accepted, HandlerError};
 use ichigen_inventory::InventoryService;
 use ichigen_shared::auth::{Actor, Role};
@@ -37,6 +37,16 @@ struct Env {
     schema: InventorySchema,
 }
 
+/// A catalog that sells these SKUs (and nothing else).
+struct Sells(BTreeSet<String>);
+
+#[async_trait::async_trait]
+impl SellableSkus for Sells {
+    async fn is_sellable(&self, sku: &str) -> bool {
+        self.0.contains(sku)
+    }
+}
+
 fn spec(code: &str) -> LocationSpec {
     LocationSpec {
         code: code.into(),
@@ -53,7 +63,7 @@ fn spec(code: &str) -> LocationSpec {
         time_zone: "Asia/Tokyo".into(),
         capabilities: BTreeSet::from([Capability::Pickup, Capability::ShipFromStore]),
         pickup_hold_days: 3,
-        daily_capacity: 100,
+        daily_capacity: Some(100),
     }
 }
 
@@ -87,8 +97,10 @@ async fn env() -> Env {
         )
         .await
         .unwrap();
+    let sold = [NEW_SKU.to_string(), resale_sku(NEW_SKU, "LIKE_NEW")];
     let schema = Schema::build(InventoryQuery, InventoryMutation, EmptySubscription)
         .data(service.clone())
+        .data(Sellable(Arc::new(Sells(sold.into_iter().collect()))))
         .finish();
     Env {
         _dir: dir,
@@ -345,4 +357,75 @@ async fn returns_through_the_handlers_are_checked_like_other_commands() {
     // The folded stock record counts the write-offs.
     let item = env.service.stock.load(NEW_SKU, STORE).await.unwrap();
     assert_eq!((item.on_hand, item.written_off), (5, 1));
+}
+
+#[tokio::test]
+async fn availability_leaves_out_what_cannot_be_sold() {
+    let (env, _) = stocked().await;
+    let customer = Actor {
+        role: Role::Customer,
+        subject: "c-1".into(),
+        store_id: None,
+    };
+    let query = r#"query($sku: String!) {
+        availability(sku: $sku) { available locations { locationCode } }
+        nearbyStores(sku: $sku, lat: 35.68, lon: 139.76) { edges { node { locationCode } } }
+    }"#;
+    // Stock the catalog does not sell (a receipt of an unknown SKU is accepted): not offered.
+    execute(
+        &env,
+        "NOT-IN-CATALOG",
+        STORE,
+        StockCommand::ReceiveGoods {
+            qty: 3,
+            reference: None,
+        },
+    )
+    .await
+    .unwrap();
+    let data = run(&env, &customer, query, json!({"sku": "NOT-IN-CATALOG"})).await;
+    assert_eq!(
+        data,
+        json!({"availability": {"available": 0, "locations": []}, "nearbyStores": {"edges": []}})
+    );
+    // A store that has taken its daily capacity of orders today: not offered either.
+    let data = run(&env, &customer, query, json!({"sku": NEW_SKU})).await;
+    assert_eq!(data["availability"]["available"], 5);
+    env.service
+        .locations
+        .execute(
+            LocationCommand::Update {
+                code: STORE.into(),
+                patch: ichigen_inventory::domain::LocationPatch {
+                    daily_capacity: Some(Some(1)),
+                    ..Default::default()
+                },
+            },
+            system(),
+        )
+        .await
+        .unwrap();
+    let today = env
+        .service
+        .view
+        .location(STORE)
+        .unwrap()
+        .spec
+        .local_date(chrono::Utc::now());
+    let claimed = env
+        .service
+        .placements
+        .capacity
+        .claim(STORE, today, "order:x", 1, system())
+        .await
+        .unwrap();
+    env.service
+        .wait_for_capacity(claimed.position)
+        .await
+        .unwrap();
+    let data = run(&env, &customer, query, json!({"sku": NEW_SKU})).await;
+    assert_eq!(
+        data,
+        json!({"availability": {"available": 0, "locations": []}, "nearbyStores": {"edges": []}})
+    );
 }

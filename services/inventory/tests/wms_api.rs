@@ -64,7 +64,7 @@ fn spec(code: &str, kind: LocationKind) -> LocationSpec {
         time_zone: "Asia/Tokyo".into(),
         capabilities: BTreeSet::from([Capability::Ship]),
         pickup_hold_days: 7,
-        daily_capacity: 1000,
+        daily_capacity: Some(1000),
     }
 }
 
@@ -175,15 +175,16 @@ async fn every_movement_route_answers_with_levels() {
             json!({"sku": "SKU-A", "location": "S1", "qty": 2, "toLocation": "DC1", "transferId": "T-1"}),
             levels(7, 0, 0, 7, 0, 0),
         ),
+        // T-1 is in transit at DC1 (incoming 2) since its out; T-2 is announced on top.
         (
             "/transfers/expected",
-            json!({"sku": "SKU-A", "location": "DC1", "qty": 2, "transferId": "T-1"}),
-            levels(0, 0, 0, 0, 2, 0),
+            json!({"sku": "SKU-A", "location": "DC1", "qty": 3, "transferId": "T-2", "fromLocation": "S1"}),
+            levels(0, 0, 0, 0, 5, 0),
         ),
         (
             "/transfers/in",
             json!({"sku": "SKU-A", "location": "DC1", "qty": 2, "transferId": "T-1"}),
-            levels(2, 0, 0, 2, 0, 0),
+            levels(2, 0, 0, 2, 3, 0),
         ),
         (
             "/returns",
@@ -361,7 +362,16 @@ async fn refusals_are_problems_and_append_nothing() {
     assert_problem(&reply, 409, "LOCATION_INACTIVE");
     assert_eq!(events(&env.store, "SKU-B", "S1").await.len(), before);
 
-    // A refusal is an answer too: the key replays it.
+    // A refusal decided on the stock is an answer too: the key replays it.
+    let again = send(
+        &app,
+        post("/transfers/out", "b-3", &json!({"sku": "SKU-B", "location": "S1", "qty": 50, "toLocation": "DC1", "transferId": "T"}))
+            .to_request(),
+    )
+    .await;
+    assert!(again.replayed);
+    assert_problem(&again, 409, "INSUFFICIENT_STOCK");
+    // One refused for its input is not recorded: the key is free for the corrected request.
     let again = send(
         &app,
         post(
@@ -372,8 +382,8 @@ async fn refusals_are_problems_and_append_nothing() {
         .to_request(),
     )
     .await;
-    assert!(again.replayed);
-    assert_eq!((again.status, again.body), (reply.status, reply.body));
+    assert!(!again.replayed);
+    assert_problem(&again, 409, "LOCATION_INACTIVE");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -888,4 +898,410 @@ async fn an_answer_that_cannot_be_stored_is_not_given_and_the_retry_recovers() {
         "IDEMPOTENCY_IN_PROGRESS",
     );
     assert_eq!(events(&store, "SKU-L", "S1").await.len(), 1);
+}
+
+/// The store's head: embedded positions are gapless, so two heads tell how many events were
+/// appended in between.
+async fn head(store: &DynEventStore) -> Option<Position> {
+    store.head().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_for_their_input_append_nothing_at_all() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    let ok = json!({"sku": "SKU-R", "location": "S1", "qty": 5});
+    assert_eq!(
+        send(&app, post("/receipts", "r-0", &ok).to_request())
+            .await
+            .status,
+        200
+    );
+    let before = head(&env.store).await;
+    let refused: Vec<(&str, Value, u16, &str, &str)> = vec![
+        (
+            "/receipts",
+            json!({"sku": "SKU-R", "location": "S1", "qty": 0}),
+            422,
+            "INVALID_INPUT",
+            "qty",
+        ),
+        (
+            "/receipts",
+            json!({"sku": "SKU-R", "location": "S1", "qty": -1}),
+            422,
+            "INVALID_INPUT",
+            "qty",
+        ),
+        (
+            "/receipts",
+            json!({"sku": "SKU-R", "location": "NOWHERE", "qty": 1}),
+            404,
+            "NOT_FOUND",
+            "location",
+        ),
+        (
+            "/receipts",
+            json!({"sku": "SKU-R\n", "location": "S1", "qty": 1}),
+            422,
+            "INVALID_INPUT",
+            "sku",
+        ),
+        (
+            "/receipts",
+            json!({"sku": "SKU-R", "location": "S1", "qty": 1, "reference": "ASN\n1"}),
+            422,
+            "INVALID_INPUT",
+            "reference",
+        ),
+        (
+            "/adjustments",
+            json!({"sku": "SKU-R", "location": "S1", "delta": 1, "reasonCode": "x".repeat(65)}),
+            422,
+            "INVALID_INPUT",
+            "reasonCode",
+        ),
+        (
+            "/transfers/out",
+            json!({"sku": "SKU-R", "location": "S1", "qty": 1, "toLocation": "NOWHERE", "transferId": "T-1"}),
+            404,
+            "NOT_FOUND",
+            "toLocation",
+        ),
+        (
+            "/counts",
+            json!({"sku": "SKU-R", "location": "S1", "counted": -1}),
+            422,
+            "INVALID_INPUT",
+            "counted",
+        ),
+    ];
+    for (i, (path, body, status, code, field)) in refused.iter().enumerate() {
+        let reply = send(&app, post(path, &format!("r-{}", i + 1), body).to_request()).await;
+        assert_problem(&reply, *status, code);
+        assert_eq!(reply.json["field"], *field, "{path} {body}");
+    }
+    // A bulk whose every line is refused for its input records nothing either.
+    let bulk = json!({"lines": [
+        {"type": "RECEIPT", "sku": "SKU-R", "location": "S1", "qty": 0},
+        {"type": "RECEIPT", "sku": "SKU-R", "location": "NOWHERE", "qty": 1},
+    ]});
+    let reply = send(&app, post("/movements/bulk", "r-bulk", &bulk).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json["rejected"], 2);
+    assert_eq!(
+        head(&env.store).await,
+        before,
+        "no WmsRequest events, no stock events"
+    );
+    // The keys are free: the corrected request under the same key goes through.
+    let fixed = json!({"sku": "SKU-R", "location": "S1", "qty": 1});
+    let reply = send(&app, post("/receipts", "r-1", &fixed).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_long_reference_in_a_bulk_line_is_that_lines_error() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    // 17 MiB: within the bulk body limit, far beyond any event the store takes.
+    let huge = "x".repeat(17 * 1024 * 1024);
+    let body = json!({"lines": [
+        {"type": "RECEIPT", "sku": "SKU-L", "location": "S1", "qty": 1, "reference": huge},
+        {"type": "RECEIPT", "sku": "SKU-L", "location": "S1", "qty": 2, "reference": "ASN-2"},
+    ]});
+    for attempt in 0..2 {
+        let reply = send(&app, post("/movements/bulk", "long-1", &body).to_request()).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "attempt {attempt}: {}",
+            &reply.body[..200.min(reply.body.len())]
+        );
+        let line = &reply.json["lines"][0];
+        assert_eq!(line["status"], "REJECTED");
+        assert_eq!(line["error"]["code"], "INVALID_INPUT");
+        assert_eq!(line["error"]["field"], "reference");
+        assert_eq!(reply.json["lines"][1]["status"], "ACCEPTED");
+        assert_eq!(reply.replayed, attempt == 1);
+    }
+    assert_eq!(events(&env.store, "SKU-L", "S1").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_records_its_reference_document() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    let body =
+        json!({"sku": "SKU-C", "location": "S1", "counted": 4, "reference": "COUNT-2026-12-04"});
+    let reply = send(&app, post("/counts", "c-1", &body).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = json!({"sku": "SKU-C", "location": "S1", "counted": 5});
+    let reply = send(&app, post("/counts", "c-2", &body).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let stored = events(&env.store, "SKU-C", "S1").await;
+    let data: Vec<Value> = stored
+        .iter()
+        .map(|e| serde_json::from_slice(&e.data).unwrap())
+        .collect();
+    assert_eq!(data[0]["reference"], "COUNT-2026-12-04");
+    assert!(
+        data[1].get("reference").is_none(),
+        "absent, as in old counts"
+    );
+    // A count stored before counts had a reference still reads.
+    let old = br#"{"counted":3,"delta":3,"shortfall":0}"#;
+    let decoded = ichigen_inventory::domain::StockEvent::decode("CycleCounted.v1", old)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        decoded,
+        ichigen_inventory::domain::StockEvent::CycleCounted(c) if c.reference.is_none()
+    ));
+}
+
+/// GET the stock of `sku` at `location` (after `atLeast`, when given).
+fn stock_req(location: &str, sku: &str, at_least: Option<&str>) -> test::TestRequest {
+    let query = at_least.map_or(String::new(), |p| format!("?atLeast={p}"));
+    test::TestRequest::get()
+        .uri(&url(&format!("/stock/{location}/{sku}{query}")))
+        .insert_header((
+            "Authorization",
+            format!("Bearer {}", token(Role::WmsIntegration, WMS)),
+        ))
+}
+
+macro_rules! stock_of {
+    ($app:expr, $location:expr, $sku:expr, $at_least:expr) => {
+        send(&$app, stock_req($location, $sku, $at_least).to_request()).await
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_moves_stock_once_from_out_to_in() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    let receipt = json!({"sku": "SKU-T", "location": "S1", "qty": 10});
+    assert_eq!(
+        send(&app, post("/receipts", "t-0", &receipt).to_request())
+            .await
+            .status,
+        200
+    );
+    let out = json!({"sku": "SKU-T", "location": "S1", "qty": 4, "toLocation": "DC1", "transferId": "TO-1"});
+    let reply = send(&app, post("/transfers/out", "t-1", &out).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json["levels"]["onHand"], 6);
+    // In transit at the destination right away.
+    let dest = stock_of!(app, "DC1", "SKU-T", reply.json["position"].as_str());
+    assert_eq!(
+        dest.json["levels"],
+        levels(0, 0, 0, 0, 4, 0),
+        "{}",
+        dest.body
+    );
+
+    // The same transfer id ships once.
+    let again = json!({"sku": "SKU-T", "location": "S1", "qty": 3, "toLocation": "DC1", "transferId": "TO-1"});
+    let reply = send(&app, post("/transfers/out", "t-2", &again).to_request()).await;
+    assert_problem(&reply, 409, "CONFLICT");
+    assert_eq!(reply.json["field"], "transferId");
+    // To a location that does not exist, or to itself: refused, naming toLocation.
+    for (key, to) in [("t-3", "NOWHERE"), ("t-4", "S1")] {
+        let body = json!({"sku": "SKU-T", "location": "S1", "qty": 1, "toLocation": to, "transferId": format!("TO-{key}")});
+        let reply = send(&app, post("/transfers/out", key, &body).to_request()).await;
+        assert_problem(&reply, 404, "NOT_FOUND");
+        assert_eq!(reply.json["field"], "toLocation");
+    }
+    // Never shipped: no stock from nothing.
+    let never = json!({"sku": "SKU-T", "location": "DC1", "qty": 4, "transferId": "TO-NEVER"});
+    let reply = send(&app, post("/transfers/in", "t-5", &never).to_request()).await;
+    assert_problem(&reply, 404, "NOT_FOUND");
+    assert_eq!(reply.json["field"], "transferId");
+    let never = json!({"sku": "SKU-NEW", "location": "DC1", "qty": 4, "transferId": "TO-NEVER"});
+    let reply = send(&app, post("/transfers/in", "t-6", &never).to_request()).await;
+    assert_problem(&reply, 404, "NOT_FOUND");
+    assert_eq!(stock_of!(app, "DC1", "SKU-NEW", None).status, 404);
+    // More than shipped: refused.
+    let more = json!({"sku": "SKU-T", "location": "DC1", "qty": 5, "transferId": "TO-1"});
+    let reply = send(&app, post("/transfers/in", "t-7", &more).to_request()).await;
+    assert_problem(&reply, 422, "INVALID_INPUT");
+    assert_eq!(reply.json["field"], "qty");
+    // Received once.
+    let inbound = json!({"sku": "SKU-T", "location": "DC1", "qty": 4, "transferId": "TO-1"});
+    let reply = send(&app, post("/transfers/in", "t-8", &inbound).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json["levels"], levels(4, 0, 0, 4, 0, 0));
+    let reply = send(&app, post("/transfers/in", "t-9", &inbound).to_request()).await;
+    assert_problem(&reply, 409, "CONFLICT");
+    assert_eq!(reply.json["field"], "transferId");
+
+    // An announcement twice counts once, and is not receivable by itself.
+    let announce = json!({"sku": "SKU-T", "location": "DC1", "qty": 2, "transferId": "TO-2", "fromLocation": "S1"});
+    for key in ["t-10", "t-11"] {
+        let reply = send(
+            &app,
+            post("/transfers/expected", key, &announce).to_request(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json["levels"]["incoming"], 2);
+    }
+    let early = json!({"sku": "SKU-T", "location": "DC1", "qty": 2, "transferId": "TO-2"});
+    let reply = send(&app, post("/transfers/in", "t-12", &early).to_request()).await;
+    assert_problem(&reply, 404, "NOT_FOUND");
+    // Once shipped, it replaces the announcement: incoming still counts it once.
+    let ship = json!({"sku": "SKU-T", "location": "S1", "qty": 2, "toLocation": "DC1", "transferId": "TO-2"});
+    let reply = send(&app, post("/transfers/out", "t-13", &ship).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let dest = stock_of!(app, "DC1", "SKU-T", reply.json["position"].as_str());
+    assert_eq!(
+        dest.json["levels"],
+        levels(4, 0, 0, 4, 2, 0),
+        "{}",
+        dest.body
+    );
+    let reply = send(&app, post("/transfers/in", "t-14", &early).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json["levels"], levels(6, 0, 0, 6, 0, 0));
+    // A source that does not exist is refused for an announcement.
+    let bad = json!({"sku": "SKU-T", "location": "DC1", "qty": 2, "transferId": "TO-3", "fromLocation": "NOWHERE"});
+    let reply = send(&app, post("/transfers/expected", "t-15", &bad).to_request()).await;
+    assert_problem(&reply, 404, "NOT_FOUND");
+    assert_eq!(reply.json["field"], "fromLocation");
+    // Network stock: 10 received, and nothing created on the way.
+    let s1 = stock_of!(app, "S1", "SKU-T", None);
+    assert_eq!(s1.json["levels"]["onHand"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_to_an_inactive_location_is_refused() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    let receipt = json!({"sku": "SKU-I", "location": "S1", "qty": 3});
+    assert_eq!(
+        send(&app, post("/receipts", "i-0", &receipt).to_request())
+            .await
+            .status,
+        200
+    );
+    env.service
+        .locations
+        .execute(LocationCommand::Deactivate { code: "DC1".into() }, system())
+        .await
+        .unwrap();
+    let out = json!({"sku": "SKU-I", "location": "S1", "qty": 1, "toLocation": "DC1", "transferId": "TI-1"});
+    let reply = send(&app, post("/transfers/out", "i-1", &out).to_request()).await;
+    assert_problem(&reply, 409, "LOCATION_INACTIVE");
+    assert_eq!(reply.json["field"], "toLocation");
+    assert_eq!(events(&env.store, "SKU-I", "S1").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_transfer_ins_with_the_same_id_at_once_add_stock_once() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    for round in 0..5 {
+        let sku = format!("SKU-C{round}");
+        let receipt = json!({"sku": sku, "location": "S1", "qty": 5});
+        assert_eq!(
+            send(
+                &app,
+                post("/receipts", &format!("c{round}-0"), &receipt).to_request()
+            )
+            .await
+            .status,
+            200
+        );
+        let out = json!({"sku": sku, "location": "S1", "qty": 5, "toLocation": "DC1", "transferId": "TC"});
+        assert_eq!(
+            send(
+                &app,
+                post("/transfers/out", &format!("c{round}-1"), &out).to_request()
+            )
+            .await
+            .status,
+            200
+        );
+        let inbound = json!({"sku": sku, "location": "DC1", "qty": 5, "transferId": "TC"});
+        let (a, b) = futures::join!(
+            send(
+                &app,
+                post("/transfers/in", &format!("c{round}-a"), &inbound).to_request()
+            ),
+            send(
+                &app,
+                post("/transfers/in", &format!("c{round}-b"), &inbound).to_request()
+            ),
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
+        let received = events(&env.store, &sku, "DC1")
+            .await
+            .iter()
+            .filter(|e| &*e.event_type == "TransferReceived.v1")
+            .count();
+        assert_eq!(received, 1);
+        let dest = stock_of!(app, "DC1", &sku, None);
+        assert_eq!(dest.json["levels"]["onHand"], 5, "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_cut_off_before_its_destination_is_recorded_by_the_transfer_process() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    let receipt = json!({"sku": "SKU-P", "location": "S1", "qty": 5});
+    assert_eq!(
+        send(&app, post("/receipts", "p-0", &receipt).to_request())
+            .await
+            .status,
+        200
+    );
+    // The source's half landed; the process crashed before the destination's half.
+    let shipped = ichigen_inventory::domain::StockEvent::TransferShipped(
+        ichigen_inventory::domain::stock::TransferShipped {
+            qty: 3,
+            to_location: "DC1".into(),
+            transfer_id: "TP-1".into(),
+        },
+    );
+    env.store
+        .append(
+            &stream_name("SKU-P", "S1"),
+            ExpectedRevision::Exact(0),
+            vec![NewEvent {
+                id: Uuid::new_v4(),
+                event_type: shipped.event_type().into(),
+                data: shipped.payload_json().unwrap(),
+                metadata: system(),
+            }],
+        )
+        .await
+        .unwrap();
+    // The inventory service's own transfer process records it in transit at DC1.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let dest = stock_of!(app, "DC1", "SKU-P", None);
+        if dest.status == 200 && dest.json["levels"]["incoming"] == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never in transit: {}",
+            dest.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let inbound = json!({"sku": "SKU-P", "location": "DC1", "qty": 3, "transferId": "TP-1"});
+    let reply = send(&app, post("/transfers/in", "p-1", &inbound).to_request()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json["levels"], levels(3, 0, 0, 3, 0, 0));
+    let in_transit = events(&env.store, "SKU-P", "DC1")
+        .await
+        .iter()
+        .filter(|e| &*e.event_type == "TransferInTransit.v1")
+        .count();
+    assert_eq!(in_transit, 1);
 }

@@ -38,6 +38,31 @@ pub struct OpenHold {
     pub since: DateTime<Utc>,
 }
 
+/// One unit of a location's daily capacity on its local day (the date in the location's time
+/// zone), claimed by a placement.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CapacityClaim {
+    pub location: String,
+    pub day: chrono::NaiveDate,
+}
+
+/// An open capacity claim and its owner, claimed at `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClaim {
+    pub owner: String,
+    pub claim: CapacityClaim,
+    pub since: DateTime<Utc>,
+}
+
+/// What a placement's holds took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacementHolds {
+    pub position: Option<Position>,
+    /// The claims this call made (not those the owner already held): what to give back when
+    /// the placement fails after all.
+    pub claimed: Vec<CapacityClaim>,
+}
+
 /// Why inventory refused or could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryPortError {
@@ -45,6 +70,10 @@ pub enum InventoryPortError {
     /// reserved: the port is all or nothing.
     #[error("insufficient stock for {0:?}")]
     Refused(Vec<(usize, String)>),
+    /// These locations have taken as many orders as their daily capacity allows today.
+    /// Nothing stays reserved or claimed.
+    #[error("no capacity left today at {0:?}")]
+    CapacityExhausted(Vec<String>),
     /// The inventory service is unreachable or failed; the outcome of a reserve is unknown
     /// (retry with the same reservation ids).
     #[error("inventory unavailable: {0}")]
@@ -53,10 +82,46 @@ pub enum InventoryPortError {
 
 #[async_trait]
 pub trait InventoryPort: Send + Sync {
-    /// Every active location with its capabilities, daily capacity (as
-    /// `remaining_capacity`; the order service subtracts what it placed today) and ATP for
-    /// `skus`, from the inventory view. A snapshot for sourcing: the reservation decides.
+    /// Every active location with its capabilities, what is left of its daily capacity on its
+    /// local day (`remaining_capacity`; `i64::MAX` for no limit) and ATP for `skus`, from the
+    /// inventory's views. A snapshot for sourcing: the reservation and the claim decide.
     async fn candidates(&self, skus: &[String]) -> Result<Vec<Candidate>, InventoryPortError>;
+
+    /// A placement's holds: reserves every request (ids `<owner>#<n>`, no expiry) and claims
+    /// one unit of daily capacity per location for `owner`, all or nothing; a location whose
+    /// day is full refuses with [`InventoryPortError::CapacityExhausted`]. Keyed by the owner,
+    /// so a retry claims nothing twice. The default is an inventory without capacities.
+    async fn reserve_placement(
+        &self,
+        owner: &str,
+        requests: &[ReservationRequest],
+        metadata: Metadata,
+    ) -> Result<PlacementHolds, InventoryPortError> {
+        let position = self.reserve(owner, requests, None, metadata).await?;
+        Ok(PlacementHolds {
+            position,
+            claimed: Vec::new(),
+        })
+    }
+
+    /// Gives back `owner`'s claims (a placement that failed, or was never recorded).
+    /// Idempotent.
+    async fn release_capacity(
+        &self,
+        _owner: &str,
+        _claims: &[CapacityClaim],
+        _metadata: Metadata,
+    ) -> Result<(), InventoryPortError> {
+        Ok(())
+    }
+
+    /// Open capacity claims of owners starting with `owner_prefix` (may lag a moment behind).
+    async fn capacity_claims_of(
+        &self,
+        _owner_prefix: &str,
+    ) -> Result<Vec<HeldClaim>, InventoryPortError> {
+        Ok(Vec::new())
+    }
 
     /// Reserves every request or none, held until `expires_at` unless confirmed.
     async fn reserve(

@@ -20,7 +20,6 @@ pub struct OrderService {
     /// Orders with their fulfillment and payment state, timeline and post-purchase messages.
     pub status: Arc<OrderStatusView>,
     pub status_handle: ProjectionHandle,
-    capacity_handle: ProjectionHandle,
 }
 
 impl OrderService {
@@ -33,16 +32,13 @@ impl OrderService {
         payments: Arc<dyn PaymentProvider>,
     ) -> Self {
         let catalog = CatalogService::start(store.clone(), clock.clone());
-        let capacity = Arc::new(crate::projections::capacity::CapacityLedger::new());
-        let capacity_handle = ichigen_shared::projection::spawn(store.clone(), capacity.clone());
         let orders = OrderHandlers::new(
             store.clone(),
             catalog.view.clone(),
             inventory,
             payments,
             clock.clone(),
-        )
-        .with_capacity(capacity);
+        );
         let status = Arc::new(OrderStatusView::new());
         let status_handle = ichigen_shared::projection::spawn(store.clone(), status.clone());
         OrderService {
@@ -52,7 +48,6 @@ impl OrderService {
             orders,
             status,
             status_handle,
-            capacity_handle,
         }
     }
 
@@ -67,7 +62,6 @@ impl OrderService {
     pub fn projections(&self) -> Vec<ProjectionHandle> {
         let mut all = self.catalog.projections();
         all.push(self.status_handle.clone());
-        all.push(self.capacity_handle.clone());
         all
     }
 }

@@ -64,6 +64,9 @@ pub enum ErrorCode {
     /// The feature is switched off in this server's configuration (e.g. `advanceTestClock`
     /// without `clock.test_clock`); nothing was changed.
     NotEnabled,
+    /// The location has taken as many orders as its daily capacity allows today (its local
+    /// day); `field` names the order line, the message the location.
+    CapacityExhausted,
     /// A fault on our side; the message carries the correlation id to quote.
     Internal,
 }
@@ -82,6 +85,7 @@ impl ErrorCode {
             ErrorCode::PaymentDeclined => "PAYMENT_DECLINED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::NotEnabled => "NOT_ENABLED",
+            ErrorCode::CapacityExhausted => "CAPACITY_EXHAUSTED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -28,7 +28,12 @@ pub enum FulfillmentCommand {
         location: String,
         kind: FulfillmentKind,
         destination_store: Option<String>,
+        /// Local days of the collecting store a pickup waits once ready (see
+        /// [`pickup_expiry`]), 1–30.
         pickup_hold_days: i64,
+        /// The collecting store's IANA zone (a name the tz database does not know counts
+        /// the hold in 24-hour periods, as orders created before zones were recorded).
+        pickup_time_zone: Option<String>,
         lines: Vec<FulfillmentLine>,
     },
     /// Every line once: `picked + short` must be the line's quantity.
@@ -134,6 +139,25 @@ impl FulfillmentError {
     }
 }
 
+/// When a pickup made ready at `ready_at` expires: **N hold days** are the N local days of the
+/// collecting store after the day it was made ready (that day itself does not count, however
+/// late in it the pickup became ready), so the customer may collect it until local midnight at
+/// the end of the Nth following day. Ready Monday 15:00 with 3 hold days: collectable through
+/// Thursday, expired at Friday 00:00, store time. The end of a local day is its real midnight
+/// (a day across a DST change is 23 or 25 hours). Without a zone the tz database knows (orders
+/// created before zones were recorded), N × 24 hours from `ready_at`, as those were promised.
+/// `days` is clamped to 1–30.
+pub fn pickup_expiry(ready_at: DateTime<Utc>, days: i64, time_zone: Option<&str>) -> DateTime<Utc> {
+    let days = days.clamp(1, 30);
+    time_zone
+        .and_then(ichigen_shared::local_day::time_zone)
+        .and_then(|tz| {
+            let n = u32::try_from(days).ok()?;
+            ichigen_shared::local_day::end_of_nth_day(tz, ready_at, n)
+        })
+        .unwrap_or_else(|| ready_at + Duration::days(days))
+}
+
 /// Decides one command. Pure: `now` is a parameter (expiry and hold days).
 pub fn decide(
     state: &Fulfillment,
@@ -149,6 +173,7 @@ pub fn decide(
         kind,
         destination_store,
         pickup_hold_days,
+        pickup_time_zone,
         lines,
     } = command
     {
@@ -159,6 +184,7 @@ pub fn decide(
             kind: *kind,
             destination_store: destination_store.clone(),
             pickup_hold_days: *pickup_hold_days,
+            pickup_time_zone: pickup_time_zone.clone(),
             lines: lines.clone(),
         };
         return create(state, created);
@@ -255,7 +281,11 @@ pub fn decide(
             }
             require(status, &[ready_from], "mark ready for pickup")?;
             check_pickup_code(pickup_code)?;
-            let expires_at = now + Duration::days(created.pickup_hold_days.clamp(1, 30));
+            let expires_at = pickup_expiry(
+                now,
+                created.pickup_hold_days,
+                created.pickup_time_zone.as_deref(),
+            );
             one(ReadyForPickup {
                 pickup_code: pickup_code.clone(),
                 expires_at,

@@ -16,6 +16,11 @@ pub struct FulfillmentCreated {
     pub kind: FulfillmentKind,
     pub destination_store: Option<String>,
     pub pickup_hold_days: i64,
+    /// The IANA zone of the store the customer collects at: its local days count the hold
+    /// days. Absent in fulfillment orders created before holds were counted in local days
+    /// (theirs are counted in 24-hour periods, as they were promised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_time_zone: Option<String>,
     pub lines: Vec<FulfillmentLine>,
 }
 

@@ -17,7 +17,7 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-pub use decide::{decide, FulfillmentCommand, FulfillmentError};
+pub use decide::{decide, pickup_expiry, FulfillmentCommand, FulfillmentError};
 pub use events::*;
 
 use chrono::{DateTime, Utc};
@@ -116,6 +116,8 @@ pub struct Created {
     /// The store a SHIP_TO_STORE order goes to.
     pub destination_store: Option<String>,
     pub pickup_hold_days: i64,
+    /// The collecting store's IANA zone (`None` for orders created before it was recorded).
+    pub pickup_time_zone: Option<String>,
 }
 
 impl Fulfillment {
@@ -164,6 +166,7 @@ impl Fulfillment {
                     kind: e.kind,
                     destination_store: e.destination_store.clone(),
                     pickup_hold_days: e.pickup_hold_days,
+                    pickup_time_zone: e.pickup_time_zone.clone(),
                 });
                 self.status = Some(FulfillmentStatus::Open);
                 self.lines = e

@@ -28,6 +28,7 @@ fn create(kind: FulfillmentKind, lines: Vec<FulfillmentLine>) -> FulfillmentComm
         kind,
         destination_store: (kind == FulfillmentKind::ShipToStore).then(|| "S9".into()),
         pickup_hold_days: 3,
+        pickup_time_zone: None,
         lines,
     }
 }
@@ -103,6 +104,23 @@ fn ship_goes_pick_pack_ship_deliver() {
         decide(&picked, &ready("1234"), now()),
         Err(FulfillmentError::WrongKind { .. })
     ));
+}
+
+#[test]
+fn a_pickup_ready_at_a_store_with_a_zone_expires_at_its_local_midnight() {
+    let mut created = create(FulfillmentKind::Pickup, vec![line("a", 1)]);
+    if let FulfillmentCommand::Create {
+        pickup_time_zone, ..
+    } = &mut created
+    {
+        *pickup_time_zone = Some("Asia/Tokyo".into());
+    }
+    let s = run(&[created, pick(&[("a", 1, 0)]), ready("K7Q2")]);
+    // Ready 19:00 Tokyo on Nov 23; 3 days (24, 25, 26) end at 00:00 Tokyo on Nov 27.
+    assert_eq!(
+        s.pickup_expires_at,
+        Some(Utc.with_ymd_and_hms(2026, 11, 26, 15, 0, 0).unwrap())
+    );
 }
 
 #[test]
@@ -201,6 +219,7 @@ fn ship_to_store_is_ready_once_it_arrived() {
                 kind: FulfillmentKind::ShipToStore,
                 destination_store: None,
                 pickup_hold_days: 3,
+                pickup_time_zone: None,
                 lines: vec![line("a", 1)],
             },
             now()
@@ -324,6 +343,7 @@ fn creating_twice_is_a_retry_and_bad_creations_are_refused() {
         kind: FulfillmentKind::Ship,
         destination_store: None,
         pickup_hold_days: 3,
+        pickup_time_zone: None,
         lines: vec![line("a", 1)],
     };
     assert_eq!(
@@ -473,4 +493,57 @@ fn a_cancellation_event_without_an_operation_still_reads() {
         panic!()
     };
     assert_eq!(e.operation, None);
+}
+mod hold_days {
+    use super::super::decide::pickup_expiry;
+    use chrono::{DateTime, Duration, Utc};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn n_hold_days_end_at_local_midnight_after_the_nth_day() {
+        let tokyo = Some("Asia/Tokyo");
+        // Ready 23:50 Tokyo on Dec 4: 3 days are Dec 5, 6, 7; expired at 00:00 on Dec 8.
+        assert_eq!(
+            pickup_expiry(at("2026-12-04T14:50:00Z"), 3, tokyo),
+            at("2026-12-07T15:00:00Z")
+        );
+        // Ready ten minutes later, 00:00 Tokyo on Dec 5: the same count ends a day later.
+        assert_eq!(
+            pickup_expiry(at("2026-12-04T15:00:00Z"), 3, tokyo),
+            at("2026-12-08T15:00:00Z")
+        );
+        // One day, in New York: ready at 09:00 EST, expired at midnight after the next day.
+        assert_eq!(
+            pickup_expiry(at("2026-12-04T14:00:00Z"), 1, Some("America/New_York")),
+            at("2026-12-06T05:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_day_across_a_dst_change_is_its_real_length() {
+        // Berlin moves to summer time on Sunday 2026-03-29: ready Saturday 10:00 CET, one
+        // hold day (Sunday), expired at Monday 00:00 CEST = 22:00 UTC on Sunday.
+        assert_eq!(
+            pickup_expiry(at("2026-03-28T09:00:00Z"), 1, Some("Europe/Berlin")),
+            at("2026-03-29T22:00:00Z")
+        );
+    }
+
+    #[test]
+    fn without_a_known_zone_days_are_24_hours_and_clamped() {
+        let ready = at("2026-12-04T14:50:00Z");
+        assert_eq!(pickup_expiry(ready, 3, None), ready + Duration::days(3));
+        assert_eq!(
+            pickup_expiry(ready, 3, Some("Mars/Base")),
+            ready + Duration::days(3)
+        );
+        assert_eq!(pickup_expiry(ready, 0, None), ready + Duration::days(1));
+        assert_eq!(
+            pickup_expiry(ready, 99, Some("Asia/Tokyo")),
+            pickup_expiry(ready, 30, Some("Asia/Tokyo"))
+        );
+    }
 }

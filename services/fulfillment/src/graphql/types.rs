@@ -151,7 +151,9 @@ impl FulfillmentOrderObject {
         }
     }
 
-    /// When an uncollected pickup expires (stock released, payment voided).
+    /// When an uncollected pickup expires (stock released, payment voided): local midnight at
+    /// the collecting store after the last of its `pickupHoldDays`, counted in the store's
+    /// `timeZone` from the day after the pickup was made ready.
     async fn pickup_expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.pickup_expires_at
     }

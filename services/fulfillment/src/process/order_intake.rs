@@ -28,8 +28,16 @@ use uuid::Uuid;
 /// The process's name (its checkpoint stream is `checkpoint-fulfillment-order-intake`).
 pub const NAME: &str = "fulfillment-order-intake";
 
-/// Pickup hold days of a store (from the inventory service's locations).
-pub type HoldDays = Arc<dyn Fn(&str) -> i64 + Send + Sync>;
+/// How long a store holds pickups: its hold days and its IANA time zone, whose local days
+/// count them (from the inventory service's locations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickupHold {
+    pub days: i64,
+    pub time_zone: Option<String>,
+}
+
+/// The pickup hold of a store, by code.
+pub type HoldDays = Arc<dyn Fn(&str) -> PickupHold + Send + Sync>;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -177,10 +185,12 @@ impl OrderIntake {
             };
             let id = fulfillment_id(order.order_id, &location, kind, destination.as_deref());
             let hold_store = destination.as_deref().unwrap_or(&location);
+            let hold = (self.hold_days)(hold_store);
             let command = FulfillmentCommand::Create {
                 fulfillment_id: id,
                 order_id: order.order_id,
-                pickup_hold_days: (self.hold_days)(hold_store).clamp(1, 30),
+                pickup_hold_days: hold.days.clamp(1, 30),
+                pickup_time_zone: hold.time_zone,
                 location,
                 kind,
                 destination_store: destination,
@@ -246,10 +256,12 @@ impl OrderIntake {
         };
         let id = reassigned_fulfillment_id(order_id, &moved.new_reservation_id);
         let hold_store = destination.as_deref().unwrap_or(&moved.to_location);
+        let hold = (self.hold_days)(hold_store);
         let command = FulfillmentCommand::Create {
             fulfillment_id: id,
             order_id,
-            pickup_hold_days: (self.hold_days)(hold_store).clamp(1, 30),
+            pickup_hold_days: hold.days.clamp(1, 30),
+            pickup_time_zone: hold.time_zone,
             location: moved.to_location.clone(),
             kind,
             destination_store: destination,

@@ -116,6 +116,10 @@ pub fn build_schema(deps: SchemaDeps, settings: &GraphqlSettings) -> IchigenSche
         .limit_depth(settings.depth_limit)
         .limit_complexity(settings.complexity_limit)
         .data(deps.inventory.clone())
+        // Availability shows only what the catalog sells.
+        .data(ichigen_inventory::graphql::Sellable(std::sync::Arc::new(
+            crate::wiring::CatalogSellable(deps.orders.catalog.clone()),
+        )))
         .data(deps.orders.clone())
         .data(deps.fulfillment.clone())
         .data(deps.returns.clone())

@@ -8,11 +8,11 @@
 //! |-----------------------------------|--------------------------------------------------------|
 //! | `POST /receipts`                  | {sku, location, qty, reference?} → ReceiveGoods        |
 //! | `POST /adjustments`               | {…, delta, reasonCode, reference?} → Adjust            |
-//! | `POST /counts`                    | {…, counted} → CountCycle                              |
+//! | `POST /counts`                    | {…, counted, reference?} → CountCycle                  |
 //! | `POST /on-hand`                   | {…, expectedOnHand, newOnHand} → CompareAndSet         |
 //! | `POST /transfers/out`             | {…, qty, toLocation, transferId} → TransferOut         |
-//! | `POST /transfers/expected`        | {…, qty, transferId} → ExpectIncoming                  |
-//! | `POST /transfers/in`              | {…, qty, transferId} → TransferIn                      |
+//! | `POST /transfers/expected`        | {…, qty, transferId, fromLocation} → ExpectIncoming    |
+//! | `POST /transfers/in`              | {…, qty, transferId} → TransferIn (once, in transit)   |
 //! | `POST /returns`                   | {…, qty, rmaId, key} → ReceiveReturn (once per key)    |
 //! | `POST /non-sellable`              | {…, qty, reason} → MoveToNonSellable                   |
 //! | `POST /sellable`                  | {…, qty} → MoveToSellable                              |
@@ -24,6 +24,11 @@
 //! Every route needs a bearer token with role `WMS_INTEGRATION` (or `ADMIN`). Every POST needs
 //! an `Idempotency-Key` (1–255 visible ASCII characters): see [`idempotency`]. The checks, the
 //! problem bodies and the key protocol are every integration API's ([`ichigen_shared::http`]).
+//!
+//! A movement refused for its input (a quantity out of range, a malformed or over-long code or
+//! reference, an unknown or inactive location) is answered before its key is claimed and
+//! records nothing; so is a bulk whose every line is refused that way (its other lines' input
+//! refusals are reported per line, in the recorded answer).
 //!
 //! A single movement answers 200 `{sku, location, levels, position}` or a problem; a bulk
 //! answers 200 `{accepted, rejected, position, lines: [{index, status, levels?, error?}]}`.
@@ -38,7 +43,7 @@ use ichigen_shared::auth::jwt::JwtAuth;
 use ichigen_shared::http::request::{
     at_least, authorize_integration, keyed_write, parse_body, wait_failed, KeyedWrite,
 };
-use problem::{Answer, Problem};
+use problem::{Answer, LineError, Problem};
 use serde::Serialize;
 use std::sync::Arc;
 use wms::{Movement, Plan, Shape};
@@ -89,9 +94,14 @@ async fn movement<M: Movement>(
     let prepared = async {
         let write = keyed_write(&req, payload, &auth, API, SINGLE_BODY_LIMIT).await?;
         let parsed: M = parse_body(&write.body)?;
+        let line = parsed.into_line();
+        // Refused for its input: answered before the key is claimed, so nothing is recorded.
+        wms::precheck(&service, &write.caller, &line)
+            .await?
+            .map_err(LineError::into_problem)?;
         let plan = Plan {
             shape: Shape::Single,
-            lines: vec![Ok(parsed.into_line())],
+            lines: vec![Ok(line)],
         };
         Ok((write, plan))
     };
@@ -107,10 +117,23 @@ async fn bulk(
 ) -> HttpResponse {
     let prepared = async {
         let write = keyed_write(&req, payload, &auth, API, BULK_BODY_LIMIT).await?;
-        let plan = wms::bulk_plan(&write.body)?;
+        let mut plan = wms::bulk_plan(&write.body)?;
+        wms::precheck_lines(&service, &write.caller, &mut plan).await?;
         Ok((write, plan))
     };
-    respond(&service, prepared.await).await
+    match prepared.await {
+        // Every line refused for its input: nothing would change, so nothing is recorded
+        // (the key stays free for a corrected request).
+        Ok((_, plan)) if plan.lines.iter().all(Result::is_err) => {
+            match wms::render_refused(&plan) {
+                Ok(answer) => answer.into_response(),
+                Err(e) => Problem::new(500, "INTERNAL", e.to_string())
+                    .answer()
+                    .into_response(),
+            }
+        }
+        prepared => respond(&service, prepared).await,
+    }
 }
 
 /// Runs a parsed request under its key, in a task of its own (see

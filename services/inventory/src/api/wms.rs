@@ -89,8 +89,9 @@ movement!(
     }
 );
 movement!(
-    /// `POST /counts`: a cycle count (absolute).
-    Count { counted: i64 } => |s| StockCommand::CountCycle { counted: s.counted }
+    /// `POST /counts`: a cycle count (absolute), with the count sheet or task behind it.
+    Count { counted: i64, reference: Option<String> }
+    => |s| StockCommand::CountCycle { counted: s.counted, reference: s.reference }
 );
 movement!(
     /// `POST /on-hand`: compare-and-set of on hand.
@@ -101,7 +102,8 @@ movement!(
     }
 );
 movement!(
-    /// `POST /transfers/out`: stock shipped to another location.
+    /// `POST /transfers/out`: stock shipped to another defined, active location. The
+    /// destination shows it as incoming (in transit) at once; a transfer id ships once.
     TransferOut { qty: i64, to_location: String, transfer_id: String }
     => |s| StockCommand::TransferOut {
         qty: s.qty,
@@ -110,12 +112,18 @@ movement!(
     }
 );
 movement!(
-    /// `POST /transfers/expected`: a transfer announced to its destination.
-    TransferExpected { qty: i64, transfer_id: String }
-    => |s| StockCommand::ExpectIncoming { qty: s.qty, transfer_id: s.transfer_id }
+    /// `POST /transfers/expected`: a transfer from `fromLocation` announced to its destination
+    /// before it ships: incoming until the shipment is in transit (which takes its place, so
+    /// the transfer counts once), never receivable by itself; idempotent per transfer id.
+    TransferExpected { qty: i64, transfer_id: String, from_location: String }
+    => |s| StockCommand::ExpectIncoming {
+        qty: s.qty,
+        transfer_id: s.transfer_id,
+        from_location: s.from_location,
+    }
 );
 movement!(
-    /// `POST /transfers/in`: a transfer received.
+    /// `POST /transfers/in`: a transfer in transit here received, once, at most what shipped.
     TransferIn { qty: i64, transfer_id: String }
     => |s| StockCommand::TransferIn { qty: s.qty, transfer_id: s.transfer_id }
 );
@@ -307,6 +315,55 @@ async fn run_line(
         }
         Err(other) => Err(handler_problem(caller, &other)),
     }
+}
+
+/// The checks of a line that need no claim: the SKU and location, the command's own input and
+/// the locations it names ([`crate::handlers::StockHandlers::precheck`]). `Ok(Err(_))` is the
+/// line's refusal; `Err` a failure to look up a location (503, nothing recorded).
+pub(crate) async fn precheck(
+    service: &InventoryService,
+    caller: &Caller,
+    line: &Line,
+) -> Result<Result<(), LineError>, Problem> {
+    match service
+        .stock
+        .precheck(
+            &line.sku,
+            &line.location,
+            std::slice::from_ref(&line.command),
+        )
+        .await
+    {
+        Ok(()) => Ok(Ok(())),
+        Err(HandlerError::Refused { error, .. }) => Ok(Err(LineError::refusal(&error))),
+        Err(other) => Err(handler_problem(caller, &other)),
+    }
+}
+
+/// [`precheck`] for every line of a bulk: a refused line becomes its error in the plan.
+pub(crate) async fn precheck_lines(
+    service: &InventoryService,
+    caller: &Caller,
+    plan: &mut Plan,
+) -> Result<(), Problem> {
+    for slot in plan.lines.iter_mut() {
+        if let Ok(line) = slot {
+            if let Err(refused) = precheck(service, caller, line).await? {
+                *slot = Err(refused);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The answer of a plan whose every line was refused before anything ran.
+pub(crate) fn render_refused(plan: &Plan) -> Result<Answer, serde_json::Error> {
+    let outcomes = plan
+        .lines
+        .iter()
+        .map(|line| line.as_ref().err().cloned().map(Outcome::Rejected))
+        .collect();
+    render(plan, outcomes)
 }
 
 /// Recovery: the lines of `plan` whose events an earlier attempt appended, with the levels

@@ -76,6 +76,37 @@ pub enum InventoryError {
     /// Stock movements on a deactivated location (checked by the handler, which loads both).
     #[error("location {code} is inactive")]
     LocationInactive { code: String },
+    /// The other location a command names (a transfer's `toLocation` or `fromLocation`) is
+    /// not defined, or is the command's own location.
+    #[error("{field} {code} is not a defined location other than this one")]
+    UnknownOtherLocation { field: &'static str, code: String },
+    /// The other location a command names is deactivated (a transfer to a closed store).
+    #[error("{field} {code} is inactive")]
+    OtherLocationInactive { field: &'static str, code: String },
+    /// The transfer id is already used here with other content (another destination, source
+    /// or quantity): a transfer id names one transfer.
+    #[error("transfer {transfer_id} already exists here with other content")]
+    TransferConflict { transfer_id: String },
+    /// A transfer-in for a transfer that was never shipped to this location (or only
+    /// announced): stock is received only from a transfer in transit.
+    #[error("transfer {transfer_id} is not in transit to this location")]
+    TransferNotInTransit { transfer_id: String },
+    /// A transfer is received once.
+    #[error("transfer {transfer_id} was already received here")]
+    TransferAlreadyReceived { transfer_id: String },
+    /// Receiving more than the transfer shipped.
+    #[error("cannot receive {requested}: transfer {transfer_id} shipped {in_transit}")]
+    TransferExceedsInTransit {
+        transfer_id: String,
+        requested: i64,
+        in_transit: i64,
+    },
+    /// The location has taken as many orders as its daily capacity allows on its local `day`.
+    #[error("location {location} has no capacity left on {day}")]
+    CapacityExhausted {
+        location: String,
+        day: chrono::NaiveDate,
+    },
 }
 
 impl InventoryError {
@@ -93,7 +124,11 @@ impl InventoryError {
             }
             LocationExists { .. } | ReturnKeyConflict { .. } => "CONFLICT",
             ReservationNotFound { .. } | UnknownLocation { .. } | UnknownSku => "NOT_FOUND",
-            LocationInactive { .. } => "LOCATION_INACTIVE",
+            LocationInactive { .. } | OtherLocationInactive { .. } => "LOCATION_INACTIVE",
+            UnknownOtherLocation { .. } | TransferNotInTransit { .. } => "NOT_FOUND",
+            TransferConflict { .. } | TransferAlreadyReceived { .. } => "CONFLICT",
+            TransferExceedsInTransit { .. } => "INVALID_INPUT",
+            CapacityExhausted { .. } => "CAPACITY_EXHAUSTED",
         }
     }
 
@@ -118,6 +153,12 @@ impl InventoryError {
             // Stock commands name the location in a `location` field (the common case).
             UnknownLocation { .. } | LocationInactive { .. } => Some("location"),
             UnknownSku => Some("sku"),
+            UnknownOtherLocation { field, .. } | OtherLocationInactive { field, .. } => Some(field),
+            TransferConflict { .. }
+            | TransferNotInTransit { .. }
+            | TransferAlreadyReceived { .. } => Some("transferId"),
+            TransferExceedsInTransit { .. } => Some("qty"),
+            CapacityExhausted { .. } => Some("location"),
         }
     }
 }
@@ -153,16 +194,21 @@ pub(crate) fn add(field: &'static str, a: i64, b: i64) -> Result<i64, InventoryE
     a.checked_add(b).ok_or(InventoryError::Overflow { field })
 }
 
-/// A non-blank string (ids, reason codes), else a typed error naming the field.
-pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<(), InventoryError> {
-    if value.trim().is_empty() {
-        Err(InventoryError::InvalidInput {
-            field,
-            reason: "must not be empty",
-        })
-    } else {
-        Ok(())
-    }
+/// The one rule for codes, names and references ([`ichigen_shared::validate::check_text`]:
+/// non-blank, at most `max` characters, no control characters, no surrounding whitespace),
+/// else a typed error naming the field.
+pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<(), InventoryError> {
+    ichigen_shared::validate::check_text(value, max)
+        .map_err(|reason| InventoryError::InvalidInput { field, reason })
+}
+
+/// [`text`] for an optional field: absent is fine.
+pub(crate) fn optional_text(
+    field: &'static str,
+    value: &Option<String>,
+    max: usize,
+) -> Result<(), InventoryError> {
+    value.as_deref().map_or(Ok(()), |v| text(field, v, max))
 }
 
 #[cfg(test)]
@@ -201,6 +247,13 @@ mod tests {
             add("qty", i64::MAX, 1),
             Err(InventoryError::Overflow { field: "qty" })
         );
-        assert!(non_empty("reasonCode", "  ").is_err());
+        assert!(text("reasonCode", "  ", 64).is_err());
+        assert_eq!(
+            text("reference", "ASN\n1", 64),
+            Err(InventoryError::InvalidInput {
+                field: "reference",
+                reason: "must not contain control characters or line breaks"
+            })
+        );
     }
 }

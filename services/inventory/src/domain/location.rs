@@ -54,12 +54,16 @@ pub struct LocationSpec {
     pub address: Address,
     pub lat: f64,
     pub lon: f64,
-    /// IANA name, e.g. `Asia/Tokyo` (pickup hold days are counted in local days).
+    /// IANA name known to the tz database, e.g. `Asia/Tokyo`: daily capacity and pickup hold
+    /// days are counted in its local days.
     pub time_zone: String,
     pub capabilities: BTreeSet<Capability>,
     pub pickup_hold_days: i64,
-    /// Orders per day the location can fulfil (sourcing respects it); 0 = none.
-    pub daily_capacity: i64,
+    /// Orders the location takes per local day (each placement claims one unit of it);
+    /// `None` = unlimited, `Some(0)` = it takes no orders. Events stored before capacity was
+    /// optional always carry a number (their `0` kept its meaning: no orders).
+    #[serde(default)]
+    pub daily_capacity: Option<i64>,
 }
 
 /// A partial update: only the fields present change. The code never changes (it names the
@@ -83,8 +87,23 @@ pub struct LocationPatch {
     pub capabilities: Option<BTreeSet<Capability>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_hold_days: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daily_capacity: Option<i64>,
+    /// `Some(None)` makes the capacity unlimited again (`null` in the event).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub daily_capacity: Option<Option<i64>>,
+}
+
+/// A field that is present: `null` is `Some(None)`, a value `Some(Some(v))` (absent is `None`
+/// through `serde(default)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl LocationPatch {
@@ -330,24 +349,15 @@ fn invalid(field: &'static str, reason: &'static str) -> InventoryError {
     InventoryError::InvalidLocation { field, reason }
 }
 
+/// The one text rule ([`ichigen_shared::validate::check_text`]) for a location field.
 fn required(field: &'static str, value: &str, max: usize) -> Result<(), InventoryError> {
-    if value.trim().is_empty() {
-        Err(invalid(field, "must not be empty"))
-    } else if value.chars().count() > max {
-        Err(invalid(field, "is too long"))
-    } else {
-        Ok(())
-    }
+    ichigen_shared::validate::check_text(value, max).map_err(|reason| invalid(field, reason))
 }
 
-/// A location code: 1–32 characters of `[A-Z0-9_-]` (it is part of stream names).
+/// A location code: the one text rule, then 1–32 characters of `[A-Z0-9_-]` (it is part of
+/// stream names).
 pub fn validate_code(code: &str) -> Result<(), InventoryError> {
-    if code.is_empty() {
-        return Err(invalid("code", "must not be empty"));
-    }
-    if code.len() > 32 {
-        return Err(invalid("code", "must be at most 32 characters"));
-    }
+    required("code", code, 32)?;
     if !code
         .bytes()
         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -357,20 +367,31 @@ pub fn validate_code(code: &str) -> Result<(), InventoryError> {
     Ok(())
 }
 
-/// An IANA-looking zone name (`UTC`, `Asia/Tokyo`, `America/Argentina/Buenos_Aires`). The
-/// full tz database is not embedded; this catches typos like empty or spaced names.
+/// A zone the embedded tz database knows (`UTC`, `Asia/Tokyo`,
+/// `America/Argentina/Buenos_Aires`; [`ichigen_shared::local_day::time_zone`]): capacity and
+/// pickup days are counted in it, so a name it does not know is refused.
 fn validate_time_zone(tz: &str) -> Result<(), InventoryError> {
-    let charset_ok = tz
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
-    let shape_ok = tz == "UTC"
-        || (tz.contains('/') && !tz.starts_with('/') && !tz.ends_with('/') && !tz.contains("//"));
-    if tz.is_empty() {
-        Err(invalid("timeZone", "must not be empty"))
-    } else if tz.len() > 64 || !charset_ok || !shape_ok {
-        Err(invalid("timeZone", "must be an IANA time zone name"))
-    } else {
-        Ok(())
+    required("timeZone", tz, 64)?;
+    match ichigen_shared::local_day::time_zone(tz) {
+        Some(_) => Ok(()),
+        None => Err(invalid(
+            "timeZone",
+            "must be an IANA time zone name (e.g. Asia/Tokyo)",
+        )),
+    }
+}
+
+impl LocationSpec {
+    /// The location's time zone. Validated on definition; a stored name the database does not
+    /// know (not possible through `decide_location`) counts as UTC.
+    pub fn tz(&self) -> ichigen_shared::local_day::Tz {
+        ichigen_shared::local_day::time_zone(&self.time_zone)
+            .unwrap_or(ichigen_shared::local_day::Tz::UTC)
+    }
+
+    /// The location's local date at `at`: the day its capacity is counted for.
+    pub fn local_date(&self, at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+        ichigen_shared::local_day::local_date(self.tz(), at)
     }
 }
 
@@ -400,7 +421,7 @@ fn validate_spec(spec: &LocationSpec) -> Result<(), InventoryError> {
     if !(1..=30).contains(&spec.pickup_hold_days) {
         return Err(invalid("pickupHoldDays", "must be between 1 and 30"));
     }
-    if spec.daily_capacity < 0 {
+    if spec.daily_capacity.is_some_and(|c| c < 0) {
         return Err(invalid("dailyCapacity", "must not be negative"));
     }
     Ok(())
@@ -428,7 +449,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             pickup_hold_days: 7,
-            daily_capacity: 50,
+            daily_capacity: Some(50),
         }
     }
 
@@ -507,7 +528,23 @@ mod tests {
             define_err(|s| s.pickup_hold_days = 31),
             Some("pickupHoldDays")
         );
-        assert_eq!(define_err(|s| s.daily_capacity = -1), Some("dailyCapacity"));
+        assert_eq!(
+            define_err(|s| s.daily_capacity = Some(-1)),
+            Some("dailyCapacity")
+        );
+        assert_eq!(
+            define_err(|s| s.time_zone = "Asia/Tokio".into()),
+            Some("timeZone")
+        );
+        assert_eq!(
+            define_err(|s| s.time_zone = "Mars/Olympus".into()),
+            Some("timeZone")
+        );
+        assert_eq!(
+            define_err(|s| s.name = "Shibuya\nStore".into()),
+            Some("name")
+        );
+        assert_eq!(define_err(|s| s.name = "x".repeat(201)), Some("name"));
         assert_eq!(
             define_err(|s| s.kind = LocationKind::Dc),
             Some("capabilities")
@@ -521,7 +558,7 @@ mod tests {
             code: "STORE-07".into(),
             patch: LocationPatch {
                 name: Some("Shibuya flagship".into()),
-                daily_capacity: Some(50), // unchanged: not in the event
+                daily_capacity: Some(Some(50)), // unchanged: not in the event
                 ..Default::default()
             },
         };
@@ -594,6 +631,43 @@ mod tests {
         assert!(s.location.as_ref().unwrap().active);
         let e = decide_location(&LocationState::default(), &off).unwrap_err();
         assert!(matches!(e, InventoryError::UnknownLocation { .. }));
+    }
+
+    #[test]
+    fn capacity_is_optional_and_old_events_keep_their_number() {
+        // Defined before capacity was optional: the number it had (0 took no orders).
+        let mut old = serde_json::to_value(LocationDefined { spec: spec() }).unwrap();
+        old["dailyCapacity"] = serde_json::json!(0);
+        let back: LocationDefined = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(back.spec.daily_capacity, Some(0));
+        // Defined without one: unlimited.
+        old.as_object_mut().unwrap().remove("dailyCapacity");
+        let back: LocationDefined = serde_json::from_value(old).unwrap();
+        assert_eq!(back.spec.daily_capacity, None);
+        // An update: a number sets it, null makes it unlimited, absent leaves it.
+        let update = |json: &str| -> LocationPatch { serde_json::from_str(json).unwrap() };
+        assert_eq!(
+            update(r#"{"dailyCapacity":5}"#).daily_capacity,
+            Some(Some(5))
+        );
+        assert_eq!(
+            update(r#"{"dailyCapacity":null}"#).daily_capacity,
+            Some(None)
+        );
+        assert_eq!(update(r#"{"name":"x"}"#).daily_capacity, None);
+        let mut s = defined();
+        let cmd = LocationCommand::Update {
+            code: "STORE-07".into(),
+            patch: LocationPatch {
+                daily_capacity: Some(None),
+                ..Default::default()
+            },
+        };
+        let events = decide_location(&s, &cmd).unwrap();
+        let json = serde_json::to_string(&events[0]).unwrap();
+        assert!(json.contains(r#""dailyCapacity":null"#), "{json}");
+        s.apply(&serde_json::from_str(&json).unwrap());
+        assert_eq!(s.location.unwrap().spec.daily_capacity, None);
     }
 
     #[test]

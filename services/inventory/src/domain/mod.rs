@@ -11,6 +11,7 @@
 //! - [`location`]: DCs and stores (`location-<CODE>`).
 //! - [`error`]: [`InventoryError`] with its API code and field.
 
+pub mod capacity;
 pub mod error;
 pub mod location;
 pub mod stock;

@@ -2,6 +2,8 @@
 //!
 //! - Public (any caller): `locations`, `location`, `availability`, `nearbyStores`, and the
 //!   `availabilityChanged` subscription. Storefronts and the store app read these.
+//!   `availability` and `nearbyStores` promise only what `placeOrder` can sell: SKUs the
+//!   catalog sells ([`SellableSkus`]) at locations with capacity left on their local day.
 //! - Staff and admin: `stockLevels` and `stockMovements` (who, when, why, reference) — store
 //!   staff for their own store only, CS agents and admins for every location.
 //! - Mutations: ADMIN manages locations; store staff adjust, count and set safety stock at
@@ -27,6 +29,32 @@ use async_graphql::{Context, ID};
 use ichigen_shared::graphql::conventions::{
     self, decode_id, gql_error, internal_error, ErrorCode, UserError,
 };
+
+/// "Is this SKU sold?": the catalog's answer (known and active), which the inventory does not
+/// own. Availability leaves out what it cannot promise a buyer, so it asks through this port;
+/// the gateway wires it to the order service's catalog. Put into the schema's data as
+/// [`Sellable`]. Async, so that an implementation can wait until its catalog has replayed
+/// (right after a start, "not replayed yet" must not read as "not sold").
+#[async_trait::async_trait]
+pub trait SellableSkus: Send + Sync {
+    async fn is_sellable(&self, sku: &str) -> bool;
+}
+
+/// The [`SellableSkus`] port in the schema's data.
+#[derive(Clone)]
+pub struct Sellable(pub std::sync::Arc<dyn SellableSkus>);
+
+/// The sellable-SKU port, put into the schema's data by the gateway.
+pub(crate) fn sellable<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a dyn SellableSkus> {
+    ctx.data_opt::<Sellable>()
+        .map(|s| s.0.as_ref())
+        .ok_or_else(|| {
+            gql_error(
+                ErrorCode::Internal,
+                "the schema was built without the catalog port (gateway wiring bug)",
+            )
+        })
+}
 
 /// The inventory service, put into the schema's data by the gateway.
 pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a InventoryService> {

@@ -52,6 +52,8 @@ pub struct CountStockInput {
     pub sku: String,
     /// What is physically there (≥ 0). A count below what is reserved records the shortfall.
     pub counted: i64,
+    /// The count sheet or task behind it (shown as the movement's `reference`).
+    pub reference: Option<String>,
 }
 
 /// The buffer kept back from promising.
@@ -142,6 +144,7 @@ impl InventoryMutation {
     ) -> async_graphql::Result<StockPayload> {
         let command = StockCommand::CountCycle {
             counted: input.counted,
+            reference: input.reference,
         };
         stock_command(ctx, &input.location, &input.sku, command).await
     }

@@ -4,7 +4,7 @@ use super::types::{
     Availability, GeoPointInput, LocationAvailabilityObject, LocationObject, SalesChannel,
     StockCondition, StockLevelObject, StockMovementObject,
 };
-use super::{location_code, require_store_scope, service, wait_at_least};
+use super::{location_code, require_store_scope, sellable, service, wait_at_least};
 use crate::domain::{stream_name, validate_sku, StockEvent};
 use crate::projections::view::Channel;
 use async_graphql::connection::{Connection, OpaqueCursor};
@@ -61,7 +61,9 @@ impl InventoryQuery {
 
     /// What can be promised for a SKU: ONLINE (every active location that ships) or PICKUP at
     /// `store`. With `near`, locations come nearest first with their distance. `atLeast`
-    /// waits until a write's position is visible (read-your-writes).
+    /// waits until a write's position is visible (read-your-writes). Only what `placeOrder`
+    /// can sell is shown: nothing for a SKU the catalog does not sell (unknown or inactive),
+    /// and no location that has taken its daily capacity of orders today (its local day).
     async fn availability(
         &self,
         ctx: &Context<'_>,
@@ -85,29 +87,43 @@ impl InventoryQuery {
                 return Err(UserError::invalid(&["store"], "channel PICKUP needs a `store`").into())
             }
         };
+        let point = near.map(|p| p.validate("near")).transpose()?;
         wait_at_least(ctx, at_least.as_deref()).await?;
-        let view = &service(ctx)?.view;
-        let answer = match near {
-            Some(point) => {
-                let (lat, lon) = point.validate("near")?;
-                view.availability_near(&sku, &channel_key, lat, lon)
-            }
+        let service = service(ctx)?;
+        if !sellable(ctx)?.is_sellable(&sku).await {
+            return Ok(Availability {
+                sku,
+                channel,
+                available: 0,
+                locations: Vec::new(),
+            });
+        }
+        let view = &service.view;
+        let answer = match point {
+            Some((lat, lon)) => view.availability_near(&sku, &channel_key, lat, lon),
             None => view.availability(&sku, &channel_key),
         };
+        let locations: Vec<_> = answer
+            .locations
+            .into_iter()
+            .filter(|l| service.takes_orders_today(&l.location))
+            .collect();
         Ok(Availability {
             sku,
             channel,
-            available: answer.available,
-            locations: answer
-                .locations
+            available: locations
+                .iter()
+                .fold(0i64, |sum, l| sum.saturating_add(l.available)),
+            locations: locations
                 .into_iter()
                 .map(LocationAvailabilityObject)
                 .collect(),
         })
     }
 
-    /// Active pickup stores within `radiusKm` of a point that have the SKU available,
-    /// nearest first.
+    /// Active pickup stores within `radiusKm` of a point that have the SKU available and can
+    /// take an order today (capacity left on their local day), nearest first; none for a SKU
+    /// the catalog does not sell.
     #[graphql(complexity = "connection_complexity(first, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn nearby_stores(
@@ -132,11 +148,23 @@ impl InventoryQuery {
             )
             .into());
         }
-        let view = &service(ctx)?.view;
+        let service = service(ctx)?;
+        let view = &service.view;
+        let sold = sellable(ctx)?.is_sellable(&sku).await;
         forward_connection(after, first, |after: Option<usize>, limit| async move {
             let skip = after.map_or(0, |i| i + 1);
+            if !sold {
+                return Ok(Vec::new());
+            }
             Ok(view
-                .nearby_stores(&sku, lat, lon, radius_km, skip.saturating_add(limit))
+                .nearby_stores_where(
+                    &sku,
+                    lat,
+                    lon,
+                    radius_km,
+                    skip.saturating_add(limit),
+                    |code| service.takes_orders_today(code),
+                )
                 .into_iter()
                 .enumerate()
                 .skip(skip)

@@ -163,12 +163,16 @@ impl LocationObject {
             .map(|c| (*c).into())
             .collect()
     }
-    /// Days a BOPIS order waits for its customer before it is released.
+    /// Local days of the store a pickup waits for its customer: a pickup made ready on a
+    /// local day may be collected through the end of the Nth local day after it (until local
+    /// midnight, in `timeZone`), then it expires and its stock is released.
     async fn pickup_hold_days(&self) -> i64 {
         self.0.spec.pickup_hold_days
     }
-    /// Orders per day the location can fulfil; sourcing respects it.
-    async fn daily_capacity(&self) -> i64 {
+    /// Orders the location takes per local day (in `timeZone`); null = unlimited, 0 = none.
+    /// Each placement that takes stock here claims one unit of the day's capacity; a full
+    /// location is skipped by sourcing and left out of availability for the rest of its day.
+    async fn daily_capacity(&self) -> Option<i64> {
         self.0.spec.daily_capacity
     }
     /// Inactive locations keep their history but take no movements or reservations.
@@ -187,13 +191,15 @@ pub struct DefineLocationInput {
     pub address: AddressInput,
     pub lat: f64,
     pub lon: f64,
-    /// IANA name, e.g. `Asia/Tokyo`.
+    /// IANA name the tz database knows, e.g. `Asia/Tokyo`: capacity and pickup hold days are
+    /// counted in its local days.
     pub time_zone: String,
     pub capabilities: Vec<CapabilityGql>,
+    /// Local days a pickup waits (see `Location.pickupHoldDays`), 1–30.
     #[graphql(default = 3)]
     pub pickup_hold_days: i64,
-    #[graphql(default = 0)]
-    pub daily_capacity: i64,
+    /// Orders per local day (≥ 0); omitted or null = unlimited.
+    pub daily_capacity: Option<i64>,
 }
 
 impl From<DefineLocationInput> for LocationSpec {
@@ -225,7 +231,8 @@ pub struct UpdateLocationInput {
     pub time_zone: Option<String>,
     pub capabilities: Option<Vec<CapabilityGql>>,
     pub pickup_hold_days: Option<i64>,
-    pub daily_capacity: Option<i64>,
+    /// Orders per local day; null makes it unlimited, omitted leaves it as it is.
+    pub daily_capacity: async_graphql::MaybeUndefined<i64>,
 }
 
 impl UpdateLocationInput {
@@ -241,7 +248,11 @@ impl UpdateLocationInput {
                 .capabilities
                 .map(|c| c.into_iter().map(Capability::from).collect()),
             pickup_hold_days: self.pickup_hold_days,
-            daily_capacity: self.daily_capacity,
+            daily_capacity: match self.daily_capacity {
+                async_graphql::MaybeUndefined::Undefined => None,
+                async_graphql::MaybeUndefined::Null => Some(None),
+                async_graphql::MaybeUndefined::Value(v) => Some(Some(v)),
+            },
         }
     }
 }
@@ -441,13 +452,16 @@ impl StockMovementObject {
         };
         (!key.is_empty()).then_some(key.as_str())
     }
-    /// The document: PO or ASN, transfer, RMA or reservation id.
+    /// The document: PO or ASN, count sheet, transfer, RMA or reservation id (null when the
+    /// movement named none).
     async fn reference(&self) -> Option<&str> {
         match &self.1 {
             StockEvent::GoodsReceived(e) => e.reference.as_deref(),
             StockEvent::StockAdjusted(e) => e.reference.as_deref(),
             StockEvent::TransferShipped(e) => Some(&e.transfer_id),
             StockEvent::IncomingExpected(e) => Some(&e.transfer_id),
+            StockEvent::TransferInTransit(e) => Some(&e.transfer_id),
+            StockEvent::CycleCounted(e) => e.reference.as_deref(),
             StockEvent::TransferReceived(e) => Some(&e.transfer_id),
             StockEvent::ReturnReceived(e) => Some(&e.rma_id),
             StockEvent::ReturnWrittenOff(e) => Some(&e.rma_id),
@@ -486,6 +500,7 @@ fn deltas(event: &StockEvent) -> (i64, i64) {
         E::OnHandSet(e) => (e.delta, 0),
         E::TransferShipped(e) => (-e.qty, 0),
         E::IncomingExpected(_) => (0, 0),
+        E::TransferInTransit(_) => (0, 0),
         E::TransferReceived(e) => (e.qty, 0),
         E::ReturnReceived(e) => (e.qty, 0),
         E::ReturnWrittenOff(_) => (0, 0),
@@ -509,6 +524,7 @@ fn quantity(event: &StockEvent) -> i64 {
         E::OnHandSet(e) => e.new_on_hand,
         E::TransferShipped(e) => e.qty,
         E::IncomingExpected(e) => e.qty,
+        E::TransferInTransit(e) => e.qty,
         E::TransferReceived(e) => e.qty,
         E::ReturnReceived(e) => e.qty,
         E::ReturnWrittenOff(e) => e.qty,

@@ -171,6 +171,36 @@ impl LocationCheck {
         }
     }
 
+    /// The other location a command names (`field`: `toLocation`, `fromLocation`): defined,
+    /// and active when `active`; refusals name the field.
+    pub async fn require_other(
+        &self,
+        field: &'static str,
+        code: &str,
+        active: bool,
+    ) -> Result<(), HandlerError> {
+        let state = match self.view.location_active(code) {
+            Some(state) => Some(state),
+            None => load_location(&self.store, &location_stream_name(code))
+                .await?
+                .0
+                .location
+                .map(|l| l.active),
+        };
+        let refuse = |error| Err(HandlerError::Refused { index: 0, error });
+        match state {
+            None => refuse(InventoryError::UnknownOtherLocation {
+                field,
+                code: code.to_string(),
+            }),
+            Some(false) if active => refuse(InventoryError::OtherLocationInactive {
+                field,
+                code: code.to_string(),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Whether the location is known at all (active or not).
     pub async fn require_known(&self, code: &str) -> Result<(), HandlerError> {
         if self.view.location_active(code).is_some() {

@@ -38,8 +38,9 @@
 //! - [`InventoryView::network_totals`]: every active location. `available` is the sum of each
 //!   location's available, not recomputed from summed buckets: safety stock or a shortfall at
 //!   one location must not eat stock promised at another.
-//! - [`Channel::Online`]: active locations that can ship — capability `SHIP` (DCs) or
-//!   `SHIP_FROM_STORE` (stores); either capability counts whatever the kind.
+//! - [`Channel::Online`]: active locations that can ship, by the rule sourcing ships by — a DC
+//!   with `SHIP`, a store with `SHIP_FROM_STORE` (a store's `SHIP` is not what lets a shop
+//!   floor pack parcels) — so that what the channel shows an order can take.
 //! - [`Channel::Store`]: that one location, if it is active and offers `PICKUP`; otherwise the
 //!   channel has nothing (0, no locations).
 //! - [`InventoryView::nearby_stores`]: active locations of kind `STORE` with `PICKUP`.
@@ -216,8 +217,11 @@ impl Reach {
                 let pickup = caps.contains(&Capability::Pickup);
                 Reach {
                     active: true,
-                    online: caps.contains(&Capability::Ship)
-                        || caps.contains(&Capability::ShipFromStore),
+                    // As sourcing's `Candidate::can_ship`.
+                    online: match l.spec.kind {
+                        LocationKind::Dc => caps.contains(&Capability::Ship),
+                        LocationKind::Store => caps.contains(&Capability::ShipFromStore),
+                    },
                     pickup,
                     pickup_store: pickup && l.spec.kind == LocationKind::Store,
                     lat: l.spec.lat,
@@ -269,6 +273,13 @@ impl Row {
             StockEvent::OnHandSet(e) => self.on_hand = e.new_on_hand,
             StockEvent::TransferShipped(e) => self.on_hand = self.on_hand.saturating_sub(e.qty),
             StockEvent::IncomingExpected(e) => self.incoming = self.incoming.saturating_add(e.qty),
+            StockEvent::TransferInTransit(e) => {
+                self.incoming = self
+                    .incoming
+                    .saturating_add(e.qty)
+                    .saturating_sub(e.incoming_cleared)
+                    .max(0);
+            }
             StockEvent::TransferReceived(e) => {
                 self.on_hand = self.on_hand.saturating_add(e.qty);
                 self.incoming = self.incoming.saturating_sub(e.incoming_cleared).max(0);
@@ -702,6 +713,20 @@ impl InventoryView {
         radius_km: f64,
         limit: usize,
     ) -> Vec<LocationAvailability> {
+        self.nearby_stores_where(sku, lat, lon, radius_km, limit, |_| true)
+    }
+
+    /// [`nearby_stores`](Self::nearby_stores) of the stores `include` accepts (by code; called
+    /// after the view's lock is released, so it may read the view itself), before the limit.
+    pub fn nearby_stores_where(
+        &self,
+        sku: &str,
+        lat: f64,
+        lon: f64,
+        radius_km: f64,
+        limit: usize,
+        include: impl Fn(&str) -> bool,
+    ) -> Vec<LocationAvailability> {
         if limit == 0 {
             return Vec::new();
         }
@@ -710,6 +735,7 @@ impl InventoryView {
             .available_where(sku, Some((lat, lon)), |reach, d| {
                 reach.pickup_store && d.is_some_and(|d| d <= radius_km)
             });
+        list.retain(|l| include(&l.location));
         sort_nearest(&mut list);
         list.truncate(limit);
         list
@@ -774,6 +800,16 @@ impl InventoryView {
             .state
             .location
             .clone()
+    }
+
+    /// `f` of the defined location `code`, without copying it.
+    pub fn with_location<R>(&self, code: &str, f: impl FnOnce(&Location) -> R) -> Option<R> {
+        let s = self.read();
+        s.location_entry(s.location_id(code)?)?
+            .state
+            .location
+            .as_ref()
+            .map(f)
     }
 
     /// Whether the location is defined (`Some`) and active (`Some(true)`), without copying

@@ -6,7 +6,7 @@ use super::types::{
 };
 use crate::domain::order::Channel;
 use crate::domain::order::{LineQty, OrderError};
-use crate::domain::sourcing::{Delivery, SourcingError};
+use crate::domain::sourcing::{Delivery, DeliveryProblem, SourcingError};
 use crate::handlers::cancel::CancelError;
 use crate::handlers::order::{LineRequest, PlaceError, PlaceRequest};
 use crate::ports::InventoryPortError;
@@ -87,8 +87,10 @@ impl PlaceMutation {
         let mut errors = Vec::new();
         for (i, line) in input.lines.iter().enumerate() {
             match delivery(ctx, &actor, i, line).await {
+                // As given: a SKU with surrounding whitespace or a line break is refused by
+                // the one SKU rule (naming the line), never silently trimmed into another.
                 Ok(delivery) => lines.push(LineRequest {
-                    sku: line.sku.trim().to_string(),
+                    sku: line.sku.clone(),
                     qty: line.quantity,
                     delivery,
                 }),
@@ -334,20 +336,51 @@ fn place_errors(e: PlaceError) -> Result<Vec<UserError>, PlaceError> {
         PlaceError::Sourcing(SourcingError::Shortage { lines }) => lines
             .iter()
             .map(|l| {
-                err(
-                    ErrorCode::InsufficientStock,
-                    line_path(&l.line_id, &["quantity"]),
-                    format!(
-                        "only {} of {} {} can be sourced",
-                        l.sourceable, l.requested, l.sku
-                    ),
-                )
+                if l.full_locations.is_empty() {
+                    err(
+                        ErrorCode::InsufficientStock,
+                        line_path(&l.line_id, &["quantity"]),
+                        format!(
+                            "only {} of {} {} can be sourced",
+                            l.sourceable, l.requested, l.sku
+                        ),
+                    )
+                } else {
+                    // The stock is there, but where it is takes no more orders today.
+                    err(
+                        ErrorCode::CapacityExhausted,
+                        line_path(&l.line_id, &[]),
+                        format!(
+                            "only {} of {} {} can be sourced: {} take no more orders today",
+                            l.sourceable,
+                            l.requested,
+                            l.sku,
+                            l.full_locations.join(", ")
+                        ),
+                    )
+                }
             })
             .collect(),
+        PlaceError::Sourcing(SourcingError::InvalidDelivery {
+            line_id,
+            reason: DeliveryProblem::NoPickupCapacity,
+        }) => vec![err(
+            ErrorCode::CapacityExhausted,
+            line_path(&line_id, &["delivery", "store"]),
+            DeliveryProblem::NoPickupCapacity.as_str().to_string(),
+        )],
         PlaceError::Sourcing(SourcingError::InvalidDelivery { line_id, reason }) => vec![err(
             ErrorCode::InvalidInput,
             line_path(&line_id, &["delivery", "store"]),
             reason.as_str().to_string(),
+        )],
+        PlaceError::Inventory(InventoryPortError::CapacityExhausted(locations)) => vec![err(
+            ErrorCode::CapacityExhausted,
+            vec!["input".into(), "lines".into()],
+            format!(
+                "{} took their last orders for today while this order was placed; try again",
+                locations.join(", ")
+            ),
         )],
         PlaceError::Sourcing(SourcingError::InvalidLine { line_id, reason }) => vec![err(
             ErrorCode::InvalidInput,

@@ -14,10 +14,15 @@
 //!    answered from the stream the same way.
 //! 2. Price every line from the catalog view (never from the client); unknown or inactive
 //!    SKUs are refused, naming the line.
-//! 3. Free what an earlier, cut-off attempt left held, and reserve under a fresh owner.
-//! 4. Source from a snapshot of the inventory view (`InventoryPort::candidates`) and reserve
-//!    every allocation in one all-or-nothing call; if the stock moved since the snapshot,
-//!    source again once from a fresh one.
+//! 3. Free what an earlier, cut-off attempt left held (holds and capacity claims), and reserve
+//!    under a fresh owner.
+//! 4. Source from a snapshot of the inventory's views (`InventoryPort::candidates`: ATP and
+//!    what each location has left of its daily capacity on its local day), then reserve every
+//!    allocation and claim one unit of capacity per location in one all-or-nothing call
+//!    (`InventoryPort::reserve_placement`): the claim, not the snapshot, decides capacity. If
+//!    the stock moved since the snapshot, source again once from a fresh one; a location whose
+//!    day filled up meanwhile is left out and the order sourced again, or refused
+//!    (`CAPACITY_EXHAUSTED` when full locations are why a line is short).
 //! 5. Authorize the total less any exchange credit ([`PlaceRequest::credit`]); nothing when
 //!    the credit covers it all (the order then has no payment). A decline releases the holds.
 //! 6. Decide and append `OrderPlaced` + `PaymentAuthorized` (if authorized) with `NoStream`.
@@ -40,7 +45,8 @@ use crate::domain::order::{
 use crate::domain::sourcing::{self, Delivery, SourcingError};
 use crate::payment::{PaymentError, PaymentProvider, ProviderReference};
 use crate::ports::{
-    FulfillmentPort, InventoryPort, InventoryPortError, ReservationRef, ReservationRequest,
+    CapacityClaim, FulfillmentPort, InventoryPort, InventoryPortError, ReservationRef,
+    ReservationRequest,
 };
 use crate::projections::catalog::CatalogView;
 use chrono::Duration;
@@ -228,8 +234,6 @@ pub struct OrderHandlers {
     clock: Arc<dyn Clock>,
     /// Where cancellations of units a location holds are decided ([`Self::cancel`]).
     fulfillment: Option<Arc<dyn FulfillmentPort>>,
-    /// Orders per location and day, subtracted from the candidates' daily capacity.
-    capacity: Option<Arc<crate::projections::capacity::CapacityLedger>>,
     /// One placement per order id at a time in this process (striped by id): a retry racing
     /// its original would otherwise free the holds the original is about to record.
     placing: Arc<StripedLock>,
@@ -283,6 +287,18 @@ impl RecentlyPlaced {
     }
 }
 
+/// What a placement that was never recorded still holds.
+#[derive(Default)]
+struct Unrecorded {
+    holds: Vec<ReservationRef>,
+    /// By owner (the attempt that claimed them).
+    claims: std::collections::BTreeMap<String, Vec<CapacityClaim>>,
+}
+
+/// Locations a placement leaves out for a full day before it gives up (each round of
+/// re-sourcing leaves out at least one more).
+const MAX_FULL_LOCATIONS: usize = 8;
+
 /// Stripes of the placement lock.
 const PLACING_STRIPES: usize = 256;
 
@@ -315,7 +331,6 @@ impl OrderHandlers {
             payments,
             clock,
             fulfillment: None,
-            capacity: None,
             placing: Arc::new(StripedLock::new(PLACING_STRIPES)),
             refunding: Arc::new(StripedLock::new(PLACING_STRIPES)),
             recorded: Arc::default(),
@@ -338,15 +353,6 @@ impl OrderHandlers {
     /// The time commands are decided at.
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
-    }
-
-    /// Sources against what each location has left of its daily capacity today.
-    pub fn with_capacity(
-        mut self,
-        ledger: Arc<crate::projections::capacity::CapacityLedger>,
-    ) -> Self {
-        self.capacity = Some(ledger);
-        self
     }
 
     /// Loads an order.
@@ -464,8 +470,9 @@ impl OrderHandlers {
             s.dedup();
             s
         };
-        // Holds a cut-off earlier attempt left (a crash between reserve and record): free them,
-        // and take a fresh owner so that no reservation id of that attempt is reused.
+        // Holds a cut-off earlier attempt left (a crash between reserve and record): free them
+        // and the capacity it claimed, and take a fresh owner so that no reservation id of that
+        // attempt is reused.
         let owner = if leftovers.is_empty() {
             base
         } else {
@@ -474,18 +481,20 @@ impl OrderHandlers {
             let refs: Vec<ReservationRef> =
                 leftovers.iter().map(|h| h.reservation.clone()).collect();
             self.inventory.release(&refs, metadata.clone()).await?;
+            self.release_claims_of(order_id, &base, &metadata).await?;
             format!("{base}~{}", attempts.len())
         };
-        let expires_at = None;
-        // Source from a snapshot, reserve; if stock moved in between, once more from a fresh one.
-        let mut attempt = 0;
-        let (plan, reserved) = loop {
-            attempt += 1;
+        // Source from a snapshot, then reserve the stock and claim each location's capacity
+        // for its local day. If the stock moved in between, source once more from a fresh
+        // snapshot; a location whose day filled up meanwhile is left out and the order sourced
+        // again (a few times: each round leaves out at least one more location).
+        let mut stock_retries = 0;
+        let mut full: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let (plan, reserved, holds) = loop {
             let mut candidates = self.inventory.candidates(&skus).await?;
-            if let Some(ledger) = &self.capacity {
-                let today = self.clock.now().date_naive();
-                for c in &mut candidates {
-                    c.remaining_capacity -= ledger.taken(&c.code, today);
+            for c in &mut candidates {
+                if full.contains(&c.code) {
+                    c.remaining_capacity = 0;
                 }
             }
             let plan = sourcing::source(&sourcing_lines, &candidates, request.allow_partial)?;
@@ -506,14 +515,20 @@ impl OrderHandlers {
                 .collect();
             match self
                 .inventory
-                .reserve(&owner, &requests, expires_at, metadata.clone())
+                .reserve_placement(&owner, &requests, metadata.clone())
                 .await
             {
-                Ok(_) => break (plan, reserved),
-                Err(InventoryPortError::Refused(_)) if attempt < 2 => continue,
+                Ok(holds) => break (plan, reserved, holds),
+                Err(InventoryPortError::Refused(_)) if stock_retries < 1 => stock_retries += 1,
+                Err(InventoryPortError::CapacityExhausted(locations))
+                    if full.len() < MAX_FULL_LOCATIONS =>
+                {
+                    full.extend(locations)
+                }
                 Err(e) => return Err(e.into()),
             }
         };
+        let claims = holds.claimed;
         let refs: Vec<ReservationRef> = reserved
             .iter()
             .map(|r| ReservationRef {
@@ -534,7 +549,8 @@ impl OrderHandlers {
                 match rest {
                     Ok(rest) => (rest.amount > Decimal::ZERO).then_some(rest),
                     Err(e) => {
-                        self.release_quietly(&refs, &metadata).await;
+                        self.release_quietly(&owner, &refs, &claims, &metadata)
+                            .await;
                         return Err(e.into());
                     }
                 }
@@ -552,7 +568,8 @@ impl OrderHandlers {
                     amount: due,
                 }),
                 Err(e) => {
-                    self.release_quietly(&refs, &metadata).await;
+                    self.release_quietly(&owner, &refs, &claims, &metadata)
+                        .await;
                     return Err(e.into());
                 }
             },
@@ -574,7 +591,8 @@ impl OrderHandlers {
         let events = match decide(&existing, &command, self.clock.now()) {
             Ok(events) => events,
             Err(e) => {
-                self.release_quietly(&refs, &metadata).await;
+                self.release_quietly(&owner, &refs, &claims, &metadata)
+                    .await;
                 return Err(e.into());
             }
         };
@@ -635,7 +653,10 @@ impl OrderHandlers {
                     })
                     .cloned()
                     .collect();
-                self.release_quietly(&ours, &metadata).await;
+                // Claims this attempt made are its own: the recorded order's (same owner, same
+                // day) were already held, so the claim was a no-op and is not among them.
+                self.release_quietly(&owner, &ours, &claims, &metadata)
+                    .await;
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
@@ -842,15 +863,17 @@ impl OrderHandlers {
     }
 
     /// Frees the holds of placements that were never recorded: cut off between their
-    /// reservation and their `OrderPlaced` (a crash) and never retried. Holds owned by
-    /// `order:<id>` or `order:<id>~<k>`, older than [`HOLD`], whose order does not exist are
-    /// released; each order is checked under its placement lock, so a retry in flight is never
-    /// undercut. Returns how many holds were released. Run periodically by the gateway.
+    /// reservation and their `OrderPlaced` (a crash) and never retried. Holds and capacity
+    /// claims owned by `order:<id>` or `order:<id>~<k>`, older than [`HOLD`], whose order does
+    /// not exist are released; each order is checked under its placement lock, so a retry in
+    /// flight is never undercut. Returns how many holds were released. Run periodically by the
+    /// gateway.
     pub async fn release_unrecorded_holds(&self, metadata: Metadata) -> Result<usize, PlaceError> {
         let cutoff = self.clock.now() - HOLD;
         let holds = self.inventory.holds_of("order:").await?;
+        let claims = self.inventory.capacity_claims_of("order:").await?;
         let mut holding = std::collections::HashSet::new();
-        let mut stale: std::collections::BTreeMap<Uuid, Vec<ReservationRef>> =
+        let mut stale: std::collections::BTreeMap<Uuid, Unrecorded> =
             std::collections::BTreeMap::new();
         for hold in holds {
             let Some(order_id) = placement_of(&hold.owner) else {
@@ -858,12 +881,31 @@ impl OrderHandlers {
             };
             holding.insert(order_id);
             if hold.since <= cutoff {
-                stale.entry(order_id).or_default().push(hold.reservation);
+                stale
+                    .entry(order_id)
+                    .or_default()
+                    .holds
+                    .push(hold.reservation);
+            }
+        }
+        for held in claims {
+            let Some(order_id) = placement_of(&held.owner) else {
+                continue;
+            };
+            holding.insert(order_id);
+            if held.since <= cutoff {
+                stale
+                    .entry(order_id)
+                    .or_default()
+                    .claims
+                    .entry(held.owner)
+                    .or_default()
+                    .push(held.claim);
             }
         }
         self.recorded_orders().retain(|id| holding.contains(id));
         let mut released = 0;
-        for (order_id, refs) in stale {
+        for (order_id, unrecorded) in stale {
             if self.recorded_orders().contains(&order_id) {
                 continue;
             }
@@ -873,9 +915,19 @@ impl OrderHandlers {
                 self.recorded_orders().insert(order_id);
                 continue;
             }
-            tracing::warn!(%order_id, holds = refs.len(), "releasing the holds of a placement that was never recorded");
-            self.inventory.release(&refs, metadata.clone()).await?;
-            released += refs.len();
+            tracing::warn!(%order_id, holds = unrecorded.holds.len(), claims = unrecorded.claims.len(),
+                "releasing the holds of a placement that was never recorded");
+            if !unrecorded.holds.is_empty() {
+                self.inventory
+                    .release(&unrecorded.holds, metadata.clone())
+                    .await?;
+            }
+            for (owner, claims) in &unrecorded.claims {
+                self.inventory
+                    .release_capacity(owner, claims, metadata.clone())
+                    .await?;
+            }
+            released += unrecorded.holds.len();
         }
         Ok(released)
     }
@@ -918,6 +970,14 @@ impl OrderHandlers {
                     }
                     .into());
                 }
+                // The one SKU rule first: a SKU with a line break is bad input, not unknown.
+                if let Err(reason) = ichigen_shared::ids::validate_sku(&line.sku) {
+                    return Err(OrderError::InvalidInput {
+                        field: format!("lines.{index}.sku"),
+                        reason,
+                    }
+                    .into());
+                }
                 let item = self
                     .catalog
                     .get(&line.sku)
@@ -945,11 +1005,52 @@ impl OrderHandlers {
             .collect()
     }
 
-    async fn release_quietly(&self, refs: &[ReservationRef], metadata: &Metadata) {
+    /// Frees what a failed placement by `owner` held: its reservations and the capacity
+    /// claims it made.
+    async fn release_quietly(
+        &self,
+        owner: &str,
+        refs: &[ReservationRef],
+        claims: &[CapacityClaim],
+        metadata: &Metadata,
+    ) {
         if let Err(e) = self.inventory.release(refs, metadata.clone()).await {
             // Freed by the retry, or by the sweep after HOLD.
             tracing::warn!(error = %e, "could not release the holds of a failed placement");
         }
+        if claims.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .inventory
+            .release_capacity(owner, claims, metadata.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "could not give back the capacity of a failed placement");
+        }
+    }
+
+    /// Gives back the capacity claims of every placement attempt of `order_id` (owners `base`
+    /// and `base~k`): a retry after a cut-off attempt, before it claims under a fresh owner.
+    async fn release_claims_of(
+        &self,
+        order_id: Uuid,
+        base: &str,
+        metadata: &Metadata,
+    ) -> Result<(), PlaceError> {
+        let mut by_owner: std::collections::BTreeMap<String, Vec<CapacityClaim>> =
+            std::collections::BTreeMap::new();
+        for held in self.inventory.capacity_claims_of(base).await? {
+            if placement_of(&held.owner) == Some(order_id) {
+                by_owner.entry(held.owner).or_default().push(held.claim);
+            }
+        }
+        for (owner, claims) in by_owner {
+            self.inventory
+                .release_capacity(&owner, &claims, metadata.clone())
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -30,6 +30,11 @@ impl CatalogView {
         self.read().get(sku).cloned()
     }
 
+    /// Whether `sku` is in the catalog and active: what the order service prices and sells.
+    pub fn sells(&self, sku: &str) -> bool {
+        self.read().get(sku).is_some_and(|i| i.active)
+    }
+
     /// Up to `first` items ordered by SKU, starting after `after_sku` (exclusive), and whether
     /// more follow: a forward page for listings and exports.
     pub fn list(&self, after_sku: Option<&str>, first: usize) -> (Vec<CatalogItem>, bool) {

@@ -1,5 +1,4 @@
 //! Read models of the order service.
 
-pub mod capacity;
 pub mod catalog;
 pub mod order_status;

@@ -81,6 +81,7 @@ fn create(n: u128, location: &str, kind: FulfillmentKind, destination: Option<&s
         kind,
         destination_store: destination.map(Into::into),
         pickup_hold_days: 3,
+        pickup_time_zone: None,
         lines: vec![line("L1", 2)],
     }
 }

@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::events::*;
-use super::{ReservationStatus, ReturnOutcome, StockItem};
-use crate::domain::error::{add, non_empty, non_negative, positive, InventoryError};
+use super::{ReservationStatus, ReturnOutcome, StockItem, TransferInStatus};
+use crate::domain::error::{add, non_negative, optional_text, positive, text, InventoryError};
+use ichigen_shared::validate::{MAX_CODE, MAX_ID, MAX_REFERENCE, MAX_TEXT};
 
 /// What callers (WMS, staff, order process, expiry process) ask of one SKU × location.
 /// Field names in errors are the camelCase names the APIs use.
@@ -21,24 +22,41 @@ pub enum StockCommand {
         reference: Option<String>,
     },
     /// Absolute count; a count below reserved records a shortfall instead of refusing (the
-    /// shelf is what it is).
+    /// shelf is what it is). `reference` names the count sheet or task.
     CountCycle {
         counted: i64,
+        reference: Option<String>,
     },
     /// "Set on hand to `new_on_hand` only if it is still `expected_on_hand`".
     CompareAndSet {
         expected_on_hand: i64,
         new_on_hand: i64,
     },
+    /// Ships `qty` to `to_location` (a defined, active location other than this one: the
+    /// handler checks that against the locations). A transfer id ships once from here; the same
+    /// transfer again is a no-op, the id with other content a conflict.
     TransferOut {
         qty: i64,
         to_location: String,
         transfer_id: String,
     },
+    /// Announces a transfer from `from_location` before it ships (`/transfers/expected`):
+    /// counted in incoming until its shipment is in transit here; never receivable by itself.
+    /// Idempotent per transfer id.
     ExpectIncoming {
         qty: i64,
         transfer_id: String,
+        from_location: String,
     },
+    /// The destination's side of a shipped transfer (sent by the handler right after the
+    /// source's `TransferOut`, and by the checkpointed transfer process for whatever it
+    /// missed): recorded once per transfer id, taking the place of an announcement.
+    RecordInTransit {
+        qty: i64,
+        transfer_id: String,
+        from_location: String,
+    },
+    /// Receives a transfer in transit here, once, at most what it shipped.
     TransferIn {
         qty: i64,
         transfer_id: String,
@@ -108,6 +126,146 @@ pub enum StockCommand {
 pub const WRITE_OFF_DISPOSITIONS: [&str; 2] = ["DISPOSE", "RETURN_TO_VENDOR"];
 
 impl StockCommand {
+    /// The checks that need no state: quantities in range, and every code, id and text by the
+    /// one rule ([`ichigen_shared::validate::check_text`]). [`decide`] runs them first; the
+    /// APIs run them before they claim an idempotency key, so that a request refused for its
+    /// input records nothing.
+    pub fn validate(&self) -> Result<(), InventoryError> {
+        use StockCommand as C;
+        let reference = |r: &Option<String>| optional_text("reference", r, MAX_REFERENCE);
+        match self {
+            C::ReceiveGoods { qty, reference: r } => {
+                positive("qty", *qty)?;
+                reference(r)
+            }
+            C::Adjust {
+                delta,
+                reason_code,
+                reference: r,
+            } => {
+                if *delta == 0 {
+                    return Err(InventoryError::InvalidInput {
+                        field: "delta",
+                        reason: "must not be zero",
+                    });
+                }
+                text("reasonCode", reason_code, MAX_CODE)?;
+                reference(r)
+            }
+            C::CountCycle {
+                counted,
+                reference: r,
+            } => {
+                non_negative("counted", *counted)?;
+                reference(r)
+            }
+            C::CompareAndSet {
+                expected_on_hand,
+                new_on_hand,
+            } => {
+                non_negative("expectedOnHand", *expected_on_hand)?;
+                non_negative("newOnHand", *new_on_hand)?;
+                Ok(())
+            }
+            C::TransferOut {
+                qty,
+                to_location,
+                transfer_id,
+            } => {
+                positive("qty", *qty)?;
+                other_location("toLocation", to_location)?;
+                text("transferId", transfer_id, MAX_REFERENCE)
+            }
+            C::ExpectIncoming {
+                qty,
+                transfer_id,
+                from_location,
+            }
+            | C::RecordInTransit {
+                qty,
+                transfer_id,
+                from_location,
+            } => {
+                positive("qty", *qty)?;
+                text("transferId", transfer_id, MAX_REFERENCE)?;
+                other_location("fromLocation", from_location)
+            }
+            C::TransferIn { qty, transfer_id } => {
+                positive("qty", *qty)?;
+                text("transferId", transfer_id, MAX_REFERENCE)
+            }
+            C::ReceiveReturn { qty, rma_id, key } => {
+                positive("qty", *qty)?;
+                text("rmaId", rma_id, MAX_REFERENCE)?;
+                text("key", key, MAX_REFERENCE)
+            }
+            C::WriteOffReturn {
+                qty,
+                rma_id,
+                key,
+                disposition,
+                reason,
+            } => {
+                positive("qty", *qty)?;
+                text("rmaId", rma_id, MAX_REFERENCE)?;
+                text("key", key, MAX_REFERENCE)?;
+                if !WRITE_OFF_DISPOSITIONS.contains(&disposition.as_str()) {
+                    return Err(InventoryError::InvalidInput {
+                        field: "disposition",
+                        reason: "must be DISPOSE or RETURN_TO_VENDOR",
+                    });
+                }
+                text("reason", reason, MAX_TEXT)
+            }
+            C::MoveToNonSellable { qty, reason } => {
+                positive("qty", *qty)?;
+                text("reason", reason, MAX_TEXT)
+            }
+            C::MoveToSellable { qty } => positive("qty", *qty).map(drop),
+            C::SetSafetyStock { qty } => non_negative("qty", *qty).map(drop),
+            C::Reserve {
+                reservation_id,
+                owner,
+                qty,
+                ..
+            } => {
+                text("reservationId", reservation_id, MAX_ID)?;
+                text("owner", owner, MAX_ID)?;
+                positive("qty", *qty).map(drop)
+            }
+            C::Confirm { reservation_id } | C::Release { reservation_id } => {
+                text("reservationId", reservation_id, MAX_ID)
+            }
+            C::Consume {
+                reservation_id,
+                qty,
+            } => {
+                positive("qty", *qty)?;
+                text("reservationId", reservation_id, MAX_ID)
+            }
+            C::ConsumeUpTo {
+                reservation_id,
+                total,
+            } => {
+                positive("total", *total)?;
+                text("reservationId", reservation_id, MAX_ID)
+            }
+            C::ExpireReservations => Ok(()),
+        }
+    }
+
+    /// The other location a transfer names (its destination or its source), if any.
+    pub fn other_location(&self) -> Option<(&'static str, &str)> {
+        match self {
+            StockCommand::TransferOut { to_location, .. } => Some(("toLocation", to_location)),
+            StockCommand::ExpectIncoming { from_location, .. }
+            | StockCommand::RecordInTransit { from_location, .. } => {
+                Some(("fromLocation", from_location))
+            }
+            _ => None,
+        }
+    }
+
     /// Commands that only make sense on stock that exists here. Receipts, counts, announced
     /// transfers, returns (received or written off) and safety stock may be the first thing
     /// that happens to a SKU at a location — a resale SKU's first unit arrives as a return
@@ -134,13 +292,13 @@ pub fn decide(
 ) -> Result<Vec<StockEvent>, InventoryError> {
     use StockCommand as C;
     let one = |e: StockEvent| Ok(vec![e]);
+    command.validate()?;
     if !state.known && command.needs_existing_stock() {
         return Err(InventoryError::UnknownSku);
     }
     match command {
         C::ReceiveGoods { qty, reference } => {
-            let qty = positive("qty", *qty)?;
-            check_reference(reference)?;
+            let qty = *qty;
             add("qty", state.on_hand, qty)?;
             one(GoodsReceived {
                 qty,
@@ -153,14 +311,6 @@ pub fn decide(
             reason_code,
             reference,
         } => {
-            if *delta == 0 {
-                return Err(InventoryError::InvalidInput {
-                    field: "delta",
-                    reason: "must not be zero",
-                });
-            }
-            non_empty("reasonCode", reason_code)?;
-            check_reference(reference)?;
             let on_hand_after = add("delta", state.on_hand, *delta)?;
             if *delta < 0 && on_hand_after < state.reserved {
                 return Err(InventoryError::BelowReserved {
@@ -175,12 +325,13 @@ pub fn decide(
             }
             .into())
         }
-        C::CountCycle { counted } => {
-            let counted = non_negative("counted", *counted)?;
+        C::CountCycle { counted, reference } => {
+            let counted = *counted;
             one(CycleCounted {
                 counted,
                 delta: counted - state.on_hand,
                 shortfall: (state.reserved - counted).max(0),
+                reference: reference.clone(),
             }
             .into())
         }
@@ -188,8 +339,7 @@ pub fn decide(
             expected_on_hand,
             new_on_hand,
         } => {
-            non_negative("expectedOnHand", *expected_on_hand)?;
-            let new_on_hand = non_negative("newOnHand", *new_on_hand)?;
+            let new_on_hand = *new_on_hand;
             if *expected_on_hand != state.on_hand {
                 return Err(InventoryError::OnHandMismatch {
                     expected: *expected_on_hand,
@@ -212,9 +362,14 @@ pub fn decide(
             to_location,
             transfer_id,
         } => {
-            let qty = positive("qty", *qty)?;
-            non_empty("toLocation", to_location)?;
-            non_empty("transferId", transfer_id)?;
+            let qty = *qty;
+            if let Some(shipped) = state.transfers_out.get(transfer_id) {
+                return if shipped.to_location == *to_location && shipped.qty == qty {
+                    Ok(vec![])
+                } else {
+                    Err(transfer_conflict(transfer_id))
+                };
+            }
             take_unreserved(state, qty)?;
             one(TransferShipped {
                 qty,
@@ -223,31 +378,103 @@ pub fn decide(
             }
             .into())
         }
-        C::ExpectIncoming { qty, transfer_id } => {
-            let qty = positive("qty", *qty)?;
-            non_empty("transferId", transfer_id)?;
+        C::ExpectIncoming {
+            qty,
+            transfer_id,
+            from_location,
+        } => {
+            let qty = *qty;
+            if let Some(t) = state.transfers_in.get(transfer_id) {
+                let same_source = t
+                    .from_location
+                    .as_deref()
+                    .is_none_or(|f| f == from_location);
+                return match t.status {
+                    TransferInStatus::Announced if same_source && t.qty == qty => Ok(vec![]),
+                    // Already shipped (or received): the shipment is what counts; announcing
+                    // it late adds nothing.
+                    TransferInStatus::InTransit | TransferInStatus::Received if same_source => {
+                        Ok(vec![])
+                    }
+                    _ => Err(transfer_conflict(transfer_id)),
+                };
+            }
             add("qty", state.incoming, qty)?;
             one(IncomingExpected {
                 qty,
                 transfer_id: transfer_id.clone(),
+                from_location: Some(from_location.clone()),
+            }
+            .into())
+        }
+        C::RecordInTransit {
+            qty,
+            transfer_id,
+            from_location,
+        } => {
+            let qty = *qty;
+            let announced = match state.transfers_in.get(transfer_id) {
+                None => 0,
+                // The shipment takes the announcement's place, whatever it said.
+                Some(t) if t.status == TransferInStatus::Announced => t.qty,
+                Some(t) => {
+                    let same = t
+                        .from_location
+                        .as_deref()
+                        .is_none_or(|f| f == from_location);
+                    // Recorded before (the handler and the process both send it), or received
+                    // already: nothing to do. The same id from elsewhere is another transfer.
+                    let same_qty = t.status == TransferInStatus::Received || t.qty == qty;
+                    return if same && same_qty {
+                        Ok(vec![])
+                    } else {
+                        Err(transfer_conflict(transfer_id))
+                    };
+                }
+            };
+            add("qty", state.incoming, qty)?;
+            one(TransferInTransit {
+                qty,
+                transfer_id: transfer_id.clone(),
+                from_location: from_location.clone(),
+                incoming_cleared: announced.min(state.incoming),
             }
             .into())
         }
         C::TransferIn { qty, transfer_id } => {
-            let qty = positive("qty", *qty)?;
-            non_empty("transferId", transfer_id)?;
+            let qty = *qty;
+            let transfer = state.transfers_in.get(transfer_id);
+            let in_transit = match transfer {
+                Some(t) if t.status == TransferInStatus::InTransit => t,
+                Some(t) if t.status == TransferInStatus::Received => {
+                    return Err(InventoryError::TransferAlreadyReceived {
+                        transfer_id: transfer_id.clone(),
+                    })
+                }
+                _ => {
+                    return Err(InventoryError::TransferNotInTransit {
+                        transfer_id: transfer_id.clone(),
+                    })
+                }
+            };
+            if qty > in_transit.qty {
+                return Err(InventoryError::TransferExceedsInTransit {
+                    transfer_id: transfer_id.clone(),
+                    requested: qty,
+                    in_transit: in_transit.qty,
+                });
+            }
             add("qty", state.on_hand, qty)?;
             one(TransferReceived {
                 qty,
                 transfer_id: transfer_id.clone(),
-                incoming_cleared: qty.min(state.incoming),
+                incoming_cleared: in_transit.qty.min(state.incoming),
+                from_location: in_transit.from_location.clone(),
             }
             .into())
         }
         C::ReceiveReturn { qty, rma_id, key } => {
-            let qty = positive("qty", *qty)?;
-            non_empty("rmaId", rma_id)?;
-            non_empty("key", key)?;
+            let qty = *qty;
             if seen_return_key(state, key, ReturnOutcome::Received)? {
                 return Ok(vec![]);
             }
@@ -266,16 +493,7 @@ pub fn decide(
             disposition,
             reason,
         } => {
-            let qty = positive("qty", *qty)?;
-            non_empty("rmaId", rma_id)?;
-            non_empty("key", key)?;
-            if !WRITE_OFF_DISPOSITIONS.contains(&disposition.as_str()) {
-                return Err(InventoryError::InvalidInput {
-                    field: "disposition",
-                    reason: "must be DISPOSE or RETURN_TO_VENDOR",
-                });
-            }
-            non_empty("reason", reason)?;
+            let qty = *qty;
             if seen_return_key(state, key, ReturnOutcome::WrittenOff)? {
                 return Ok(vec![]);
             }
@@ -290,8 +508,7 @@ pub fn decide(
             .into())
         }
         C::MoveToNonSellable { qty, reason } => {
-            let qty = positive("qty", *qty)?;
-            non_empty("reason", reason)?;
+            let qty = *qty;
             add("qty", state.non_sellable, qty)?;
             take_unreserved(state, qty)?;
             one(StockMovedToNonSellable {
@@ -301,7 +518,7 @@ pub fn decide(
             .into())
         }
         C::MoveToSellable { qty } => {
-            let qty = positive("qty", *qty)?;
+            let qty = *qty;
             if qty > state.non_sellable {
                 return Err(InventoryError::InsufficientNonSellable {
                     requested: qty,
@@ -312,7 +529,7 @@ pub fn decide(
             one(StockMovedToSellable { qty }.into())
         }
         C::SetSafetyStock { qty } => {
-            let qty = non_negative("qty", *qty)?;
+            let qty = *qty;
             if qty == state.safety_stock {
                 return Ok(vec![]);
             }
@@ -335,7 +552,6 @@ pub fn decide(
             .into())
         }
         C::Release { reservation_id } => {
-            non_empty("reservationId", reservation_id)?;
             let r = state.reservations.get(reservation_id).ok_or_else(|| {
                 InventoryError::ReservationNotFound {
                     reservation_id: reservation_id.clone(),
@@ -358,16 +574,12 @@ pub fn decide(
         C::Consume {
             reservation_id,
             qty,
-        } => {
-            let qty = positive("qty", *qty)?;
-            consume(state, reservation_id, qty)
-        }
+        } => consume(state, reservation_id, *qty),
         C::ConsumeUpTo {
             reservation_id,
             total,
         } => {
-            let total = positive("total", *total)?;
-            non_empty("reservationId", reservation_id)?;
+            let total = *total;
             let r = state.reservations.get(reservation_id).ok_or_else(|| {
                 InventoryError::ReservationNotFound {
                     reservation_id: reservation_id.clone(),
@@ -401,9 +613,6 @@ fn reserve(
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<StockEvent>, InventoryError> {
-    non_empty("reservationId", reservation_id)?;
-    non_empty("owner", owner)?;
-    let qty = positive("qty", qty)?;
     if let Some(existing) = state.reservations.get(reservation_id) {
         // Same id, owner and quantity: a retry of a Reserve that already happened (whatever
         // became of it since); the first expiry stands (a retry computes its own "now + hold",
@@ -488,11 +697,19 @@ fn seen_return_key(
     }
 }
 
-/// Refuses a reference that is present but blank (absent is fine).
-fn check_reference(reference: &Option<String>) -> Result<(), InventoryError> {
-    match reference {
-        Some(r) => non_empty("reference", r),
-        None => Ok(()),
+/// The code of another location a command names: the location code rule, blamed on `field`.
+fn other_location(field: &'static str, code: &str) -> Result<(), InventoryError> {
+    crate::domain::location::validate_code(code).map_err(|e| match e {
+        InventoryError::InvalidLocation { reason, .. } => {
+            InventoryError::InvalidInput { field, reason }
+        }
+        other => other,
+    })
+}
+
+fn transfer_conflict(transfer_id: &str) -> InventoryError {
+    InventoryError::TransferConflict {
+        transfer_id: transfer_id.to_owned(),
     }
 }
 
@@ -519,7 +736,6 @@ fn open_reservation<'a>(
     state: &'a StockItem,
     reservation_id: &str,
 ) -> Result<&'a super::Reservation, InventoryError> {
-    non_empty("reservationId", reservation_id)?;
     let r = state.reservations.get(reservation_id).ok_or_else(|| {
         InventoryError::ReservationNotFound {
             reservation_id: reservation_id.to_owned(),

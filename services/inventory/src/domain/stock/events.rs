@@ -33,6 +33,10 @@ pub struct CycleCounted {
     pub counted: i64,
     pub delta: i64,
     pub shortfall: i64,
+    /// The count sheet or task the count was recorded from. Absent in counts stored before
+    /// counts took a reference (`serde(default)`), so those read as "no document".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// A compare-and-set from an integration that syncs absolute numbers ("N if still M"). Same
@@ -46,7 +50,8 @@ pub struct OnHandSet {
     pub shortfall: i64,
 }
 
-/// Stock left this location on a transfer; it becomes incoming at `to_location`.
+/// Stock left this location on a transfer; it becomes incoming at `to_location` (recorded there
+/// as [`TransferInTransit`] by the transfer process). A transfer id ships once from here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferShipped {
@@ -55,22 +60,43 @@ pub struct TransferShipped {
     pub transfer_id: String,
 }
 
-/// Stock announced to arrive here (transfer in transit, expected delivery).
+/// A transfer announced to arrive here from `from_location` before its source shipped it
+/// (`POST /transfers/expected`): incoming grows by `qty` until the shipment's
+/// [`TransferInTransit`] takes its place. It never lets stock be received by itself. Events
+/// stored before announcements named their source have no `from_location`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IncomingExpected {
     pub qty: i64,
     pub transfer_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_location: Option<String>,
 }
 
-/// A transfer arrived: on hand grows by `qty`, incoming shrinks by `incoming_cleared`
-/// (`min(qty, incoming)`, recorded so projections need not recompute it).
+/// A transfer shipped from `from_location` is on its way here: incoming grows by `qty` less
+/// `incoming_cleared` (what an announcement of the same transfer already counted), so a
+/// transfer is counted in incoming once. Recorded once per transfer id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferInTransit {
+    pub qty: i64,
+    pub transfer_id: String,
+    pub from_location: String,
+    pub incoming_cleared: i64,
+}
+
+/// A transfer arrived: on hand grows by `qty`, incoming shrinks by `incoming_cleared` (what the
+/// transfer counted in incoming, recorded so projections need not recompute it; `qty` below
+/// what was shipped means units lost on the way, and the transfer is closed all the same).
+/// `from_location` is absent in receipts stored before transfers were checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferReceived {
     pub qty: i64,
     pub transfer_id: String,
     pub incoming_cleared: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_location: Option<String>,
 }
 
 /// A customer return put back into sellable stock.
@@ -208,6 +234,7 @@ stock_events! {
     OnHandSet => "OnHandSet.v1",
     TransferShipped => "TransferShipped.v1",
     IncomingExpected => "IncomingExpected.v1",
+    TransferInTransit => "TransferInTransit.v1",
     TransferReceived => "TransferReceived.v1",
     ReturnReceived => "ReturnReceived.v1",
     ReturnWrittenOff => "ReturnWrittenOff.v1",

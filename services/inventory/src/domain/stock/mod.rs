@@ -113,6 +113,40 @@ pub struct StockItem {
     /// either restocked or written off, never both: the same key with the other outcome is a
     /// caller bug, refused rather than silently dropped.
     pub return_keys: BTreeMap<String, ReturnOutcome>,
+    /// Transfers shipped from here, by transfer id: a transfer id ships once.
+    pub transfers_out: BTreeMap<String, TransferOut>,
+    /// Transfers coming here, by transfer id: announced, in transit, or received (once).
+    pub transfers_in: BTreeMap<String, TransferIn>,
+}
+
+/// A transfer shipped from this stock record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferOut {
+    pub to_location: String,
+    pub qty: i64,
+}
+
+/// Where a transfer to this stock record stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferInStatus {
+    /// Announced by `/transfers/expected`; its source has not shipped it (as far as this
+    /// record knows). Counted in incoming, but not receivable.
+    Announced,
+    /// Shipped by its source: counted in incoming, receivable once.
+    InTransit,
+    /// Received: closed.
+    Received,
+}
+
+/// A transfer to this stock record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferIn {
+    /// `None` for announcements and receipts stored before transfers named their source.
+    pub from_location: Option<String>,
+    /// Units the transfer counts in incoming (announced or shipped); what was received once
+    /// received.
+    pub qty: i64,
+    pub status: TransferInStatus,
 }
 
 /// What became of a returned unit at this stock record.
@@ -167,11 +201,62 @@ impl StockItem {
             StockEvent::StockAdjusted(e) => self.on_hand = self.on_hand.saturating_add(e.delta),
             StockEvent::CycleCounted(e) => self.on_hand = e.counted,
             StockEvent::OnHandSet(e) => self.on_hand = e.new_on_hand,
-            StockEvent::TransferShipped(e) => self.on_hand = self.on_hand.saturating_sub(e.qty),
-            StockEvent::IncomingExpected(e) => self.incoming = self.incoming.saturating_add(e.qty),
+            StockEvent::TransferShipped(e) => {
+                self.on_hand = self.on_hand.saturating_sub(e.qty);
+                self.transfers_out.insert(
+                    e.transfer_id.clone(),
+                    TransferOut {
+                        to_location: e.to_location.clone(),
+                        qty: e.qty,
+                    },
+                );
+            }
+            StockEvent::IncomingExpected(e) => {
+                self.incoming = self.incoming.saturating_add(e.qty);
+                // Before transfers were checked an id could be announced twice; both counted.
+                let entry = self
+                    .transfers_in
+                    .entry(e.transfer_id.clone())
+                    .or_insert(TransferIn {
+                        from_location: e.from_location.clone(),
+                        qty: 0,
+                        status: TransferInStatus::Announced,
+                    });
+                if entry.status == TransferInStatus::Announced {
+                    entry.qty = entry.qty.saturating_add(e.qty);
+                }
+            }
+            StockEvent::TransferInTransit(e) => {
+                self.incoming = self
+                    .incoming
+                    .saturating_add(e.qty)
+                    .saturating_sub(e.incoming_cleared)
+                    .max(0);
+                self.transfers_in.insert(
+                    e.transfer_id.clone(),
+                    TransferIn {
+                        from_location: Some(e.from_location.clone()),
+                        qty: e.qty,
+                        status: TransferInStatus::InTransit,
+                    },
+                );
+            }
             StockEvent::TransferReceived(e) => {
                 self.on_hand = self.on_hand.saturating_add(e.qty);
                 self.incoming = self.incoming.saturating_sub(e.incoming_cleared).max(0);
+                let from_location = e.from_location.clone().or_else(|| {
+                    self.transfers_in
+                        .get(&e.transfer_id)
+                        .and_then(|t| t.from_location.clone())
+                });
+                self.transfers_in.insert(
+                    e.transfer_id.clone(),
+                    TransferIn {
+                        from_location,
+                        qty: e.qty,
+                        status: TransferInStatus::Received,
+                    },
+                );
             }
             StockEvent::ReturnReceived(e) => {
                 self.on_hand = self.on_hand.saturating_add(e.qty);

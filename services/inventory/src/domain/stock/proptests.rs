@@ -4,6 +4,7 @@ use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
 use super::*;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -11,9 +12,11 @@ enum Op {
     Adjust(i64),
     Count(i64),
     Cas(i64),
-    TransferOut(i64),
-    Expect(i64),
-    TransferIn(i64),
+    /// Transfers by id `T<n>`: shipped from here, announced, in transit here, received.
+    TransferOut(u8, i64),
+    Expect(u8, i64),
+    InTransit(u8, i64),
+    TransferIn(u8, i64),
     /// A returned unit (key `u<n>`) received; repeated keys are retries.
     Return(u8, i64),
     /// A returned unit (key `u<n>`) written off.
@@ -36,9 +39,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (-30i64..30).prop_map(Op::Adjust),
         1 => (-1i64..60).prop_map(Op::Count),
         1 => (-1i64..60).prop_map(Op::Cas),
-        1 => qty.clone().prop_map(Op::TransferOut),
-        1 => qty.clone().prop_map(Op::Expect),
-        1 => qty.clone().prop_map(Op::TransferIn),
+        1 => (0u8..4, qty.clone()).prop_map(|(n, q)| Op::TransferOut(n, q)),
+        1 => (0u8..4, qty.clone()).prop_map(|(n, q)| Op::Expect(n, q)),
+        1 => (0u8..4, qty.clone()).prop_map(|(n, q)| Op::InTransit(n, q)),
+        2 => (0u8..4, qty.clone()).prop_map(|(n, q)| Op::TransferIn(n, q)),
         1 => (0u8..6, qty.clone()).prop_map(|(n, q)| Op::Return(n, q)),
         1 => (0u8..6, qty.clone()).prop_map(|(n, q)| Op::WriteOff(n, q)),
         1 => qty.clone().prop_map(Op::ToNonSellable),
@@ -65,23 +69,32 @@ fn command(op: &Op, on_hand: i64, now: chrono::DateTime<Utc>) -> StockCommand {
             reason_code: "PROP".into(),
             reference: None,
         },
-        Op::Count(c) => StockCommand::CountCycle { counted: *c },
+        Op::Count(c) => StockCommand::CountCycle {
+            counted: *c,
+            reference: None,
+        },
         Op::Cas(n) => StockCommand::CompareAndSet {
             expected_on_hand: on_hand,
             new_on_hand: *n,
         },
-        Op::TransferOut(q) => StockCommand::TransferOut {
+        Op::TransferOut(n, q) => StockCommand::TransferOut {
             qty: *q,
             to_location: "DC-2".into(),
-            transfer_id: "T".into(),
+            transfer_id: format!("T{n}"),
         },
-        Op::Expect(q) => StockCommand::ExpectIncoming {
+        Op::Expect(n, q) => StockCommand::ExpectIncoming {
             qty: *q,
-            transfer_id: "T".into(),
+            transfer_id: format!("T{n}"),
+            from_location: "DC-2".into(),
         },
-        Op::TransferIn(q) => StockCommand::TransferIn {
+        Op::InTransit(n, q) => StockCommand::RecordInTransit {
             qty: *q,
-            transfer_id: "T".into(),
+            transfer_id: format!("T{n}"),
+            from_location: "DC-2".into(),
+        },
+        Op::TransferIn(n, q) => StockCommand::TransferIn {
+            qty: *q,
+            transfer_id: format!("T{n}"),
         },
         Op::Return(n, q) => StockCommand::ReceiveReturn {
             qty: *q,
@@ -135,6 +148,7 @@ proptest! {
         let mut shortfall_recorded = false;
         // Returned units: each key received or written off at most once, whatever the retries.
         let mut returned = std::collections::BTreeSet::new();
+        let (mut shipped, mut in_transit, mut received) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         let mut written_off = 0i64;
         for op in &ops {
             if let Op::Expire(m) = op {
@@ -156,8 +170,21 @@ proptest! {
                         ledger += e.delta;
                         shortfall_recorded |= e.shortfall > 0;
                     }
-                    StockEvent::TransferShipped(e) => ledger -= e.qty,
-                    StockEvent::TransferReceived(e) => ledger += e.qty,
+                    StockEvent::TransferShipped(e) => {
+                        ledger -= e.qty;
+                        prop_assert!(shipped.insert(e.transfer_id.clone()), "shipped twice");
+                    }
+                    StockEvent::TransferReceived(e) => {
+                        ledger += e.qty;
+                        prop_assert!(received.insert(e.transfer_id.clone()), "received twice");
+                        // Only what is in transit, at most what shipped.
+                        let t = &state.transfers_in[&e.transfer_id];
+                        prop_assert_eq!(t.status, TransferInStatus::InTransit);
+                        prop_assert!(e.qty <= t.qty);
+                    }
+                    StockEvent::TransferInTransit(e) => {
+                        prop_assert!(in_transit.insert(e.transfer_id.clone()), "in transit twice");
+                    }
                     StockEvent::ReturnReceived(e) => {
                         ledger += e.qty;
                         prop_assert!(returned.insert(e.key.clone()), "a unit counted twice");
@@ -195,6 +222,14 @@ proptest! {
             prop_assert_eq!(state.reserved, open_sum);
             prop_assert!(state.on_hand >= 0);
             prop_assert!(state.incoming >= 0);
+            // Incoming counts every open transfer to here once.
+            let open: i64 = state
+                .transfers_in
+                .values()
+                .filter(|t| t.status != TransferInStatus::Received)
+                .map(|t| t.qty)
+                .sum();
+            prop_assert_eq!(state.incoming, open);
             prop_assert!(state.non_sellable >= 0);
             prop_assert!(state.available() >= 0);
             if !shortfall_recorded {

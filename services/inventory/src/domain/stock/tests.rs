@@ -161,25 +161,39 @@ fn adjust() {
 #[test]
 fn cycle_count_and_shortfall() {
     let s = given(&[received(10), reserved("r1", 6, None)]);
-    let (e, next) = then_one(&s, StockCommand::CountCycle { counted: 8 });
+    let (e, next) = then_one(
+        &s,
+        StockCommand::CountCycle {
+            counted: 8,
+            reference: None,
+        },
+    );
     assert_eq!(
         e,
         CycleCounted {
             counted: 8,
             delta: -2,
-            shortfall: 0
+            shortfall: 0,
+            reference: None,
         }
         .into()
     );
     assert_eq!(next.on_hand, 8);
     // Below reserved: recorded as a shortfall, never negative availability.
-    let (e, next) = then_one(&s, StockCommand::CountCycle { counted: 4 });
+    let (e, next) = then_one(
+        &s,
+        StockCommand::CountCycle {
+            counted: 4,
+            reference: None,
+        },
+    );
     assert_eq!(
         e,
         CycleCounted {
             counted: 4,
             delta: -6,
-            shortfall: 2
+            shortfall: 2,
+            reference: None,
         }
         .into()
     );
@@ -203,10 +217,22 @@ fn cycle_count_and_shortfall() {
     );
     let (_, after) = then_one(&next, consume(4));
     assert_eq!((after.on_hand, after.reserved), (0, 2));
-    let (_, zero) = then_one(&s, StockCommand::CountCycle { counted: 0 });
+    let (_, zero) = then_one(
+        &s,
+        StockCommand::CountCycle {
+            counted: 0,
+            reference: None,
+        },
+    );
     assert_eq!(zero.on_hand, 0);
     assert_eq!(
-        when(&s, StockCommand::CountCycle { counted: -1 }),
+        when(
+            &s,
+            StockCommand::CountCycle {
+                counted: -1,
+                reference: None
+            }
+        ),
         Err(bad_qty("counted", -1, 0))
     );
 }
@@ -276,61 +302,175 @@ fn transfers() {
         transfer_id: "T".into(),
     };
     assert_eq!(when(&s, cmd).unwrap_err().field(), Some("toLocation"));
+    // A transfer id ships once: the same transfer again is a retry, other content a conflict.
+    let (_, shipped) = then_one(&s, out(4));
+    assert_eq!(when(&shipped, out(4)), Ok(vec![]));
+    assert_eq!(
+        when(&shipped, out(3)),
+        Err(E::TransferConflict {
+            transfer_id: "T-1".into()
+        })
+    );
+    assert_eq!(shipped.on_hand, 6);
+}
 
-    let (_, s) = then_one(
-        &s,
-        StockCommand::ExpectIncoming {
+fn in_transit(id: &str, qty: i64) -> StockCommand {
+    StockCommand::RecordInTransit {
+        qty,
+        transfer_id: id.into(),
+        from_location: "DC-2".into(),
+    }
+}
+
+fn transfer_in(id: &str, qty: i64) -> StockCommand {
+    StockCommand::TransferIn {
+        qty,
+        transfer_id: id.into(),
+    }
+}
+
+fn expect(id: &str, qty: i64) -> StockCommand {
+    StockCommand::ExpectIncoming {
+        qty,
+        transfer_id: id.into(),
+        from_location: "DC-2".into(),
+    }
+}
+
+#[test]
+fn a_transfer_is_received_once_and_only_from_transit() {
+    let s = given(&[received(10)]);
+    // Never shipped here: nothing to receive, nothing created.
+    assert_eq!(
+        when(&s, transfer_in("T-9", 5)),
+        Err(E::TransferNotInTransit {
+            transfer_id: "T-9".into()
+        })
+    );
+    assert_eq!(
+        when(&StockItem::default(), transfer_in("T-9", 5))
+            .unwrap_err()
+            .code(),
+        "NOT_FOUND"
+    );
+    let (e, s) = then_one(&s, in_transit("T-2", 5));
+    assert_eq!(
+        e,
+        TransferInTransit {
             qty: 5,
             transfer_id: "T-2".into(),
-        },
+            from_location: "DC-2".into(),
+            incoming_cleared: 0,
+        }
+        .into()
     );
     assert_eq!(s.incoming, 5);
-    let (e, s2) = then_one(
-        &s,
-        StockCommand::TransferIn {
-            qty: 3,
-            transfer_id: "T-2".into(),
-        },
+    // Recorded once: the handler and the process may both send it.
+    assert_eq!(when(&s, in_transit("T-2", 5)), Ok(vec![]));
+    assert_eq!(
+        when(&s, in_transit("T-2", 6)),
+        Err(E::TransferConflict {
+            transfer_id: "T-2".into()
+        })
     );
+    // At most what shipped.
+    assert_eq!(
+        when(&s, transfer_in("T-2", 6)),
+        Err(E::TransferExceedsInTransit {
+            transfer_id: "T-2".into(),
+            requested: 6,
+            in_transit: 5
+        })
+    );
+    // Fewer than shipped: received, and the transfer is closed (units lost on the way).
+    let (e, s2) = then_one(&s, transfer_in("T-2", 3));
     assert_eq!(
         e,
         TransferReceived {
             qty: 3,
             transfer_id: "T-2".into(),
-            incoming_cleared: 3
+            incoming_cleared: 5,
+            from_location: Some("DC-2".into()),
         }
         .into()
     );
-    assert_eq!((s2.on_hand, s2.incoming), (13, 2));
-    // More arrives than was announced: incoming floors at 0.
-    let (_, s3) = then_one(
-        &s2,
-        StockCommand::TransferIn {
-            qty: 4,
-            transfer_id: "T-2".into(),
-        },
+    assert_eq!((s2.on_hand, s2.incoming), (13, 0));
+    // Once.
+    let again = when(&s2, transfer_in("T-2", 2)).unwrap_err();
+    assert_eq!(
+        again,
+        E::TransferAlreadyReceived {
+            transfer_id: "T-2".into()
+        }
     );
-    assert_eq!((s3.on_hand, s3.incoming), (17, 0));
-    let bad = StockCommand::ExpectIncoming {
-        qty: -1,
-        transfer_id: "T".into(),
-    };
-    assert_eq!(when(&s, bad), Err(bad_qty("qty", -1, 1)));
-    let bad = StockCommand::ExpectIncoming {
-        qty: i64::MAX,
-        transfer_id: "T".into(),
-    };
-    assert_eq!(when(&s, bad), Err(E::Overflow { field: "qty" }));
+    assert_eq!(
+        (again.code(), again.field()),
+        ("CONFLICT", Some("transferId"))
+    );
+    // A late in-transit of a received transfer changes nothing.
+    assert_eq!(when(&s2, in_transit("T-2", 5)), Ok(vec![]));
+    assert_eq!(when(&s, bad_in(-1)), Err(bad_qty("qty", -1, 1)));
     let bad = StockCommand::TransferIn {
         qty: 1,
         transfer_id: " ".into(),
     };
     assert_eq!(when(&s, bad).unwrap_err().field(), Some("transferId"));
     let bad = StockCommand::TransferIn {
-        qty: i64::MAX,
-        transfer_id: "T".into(),
+        qty: 1,
+        transfer_id: "T\n2".into(),
     };
+    assert_eq!(when(&s, bad).unwrap_err().field(), Some("transferId"));
+    let bad = in_transit("T-3", i64::MAX);
     assert_eq!(when(&s, bad), Err(E::Overflow { field: "qty" }));
+}
+
+fn bad_in(qty: i64) -> StockCommand {
+    transfer_in("T-2", qty)
+}
+
+#[test]
+fn an_announcement_counts_once_and_never_receives_by_itself() {
+    let s = given(&[received(1)]);
+    let (_, s) = then_one(&s, expect("T-5", 4));
+    assert_eq!(s.incoming, 4);
+    // Announced twice: idempotent per transfer id.
+    assert_eq!(when(&s, expect("T-5", 4)), Ok(vec![]));
+    assert_eq!(
+        when(&s, expect("T-5", 7)),
+        Err(E::TransferConflict {
+            transfer_id: "T-5".into()
+        })
+    );
+    // An announcement alone is not receivable.
+    assert_eq!(
+        when(&s, transfer_in("T-5", 4)),
+        Err(E::TransferNotInTransit {
+            transfer_id: "T-5".into()
+        })
+    );
+    // The shipment takes its place: incoming counts the transfer once (as shipped).
+    let (e, s) = then_one(&s, in_transit("T-5", 3));
+    let StockEvent::TransferInTransit(t) = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(t.incoming_cleared, 4);
+    assert_eq!(s.incoming, 3);
+    // Announcing a shipped transfer again adds nothing.
+    assert_eq!(when(&s, expect("T-5", 4)), Ok(vec![]));
+    let (_, s) = then_one(&s, transfer_in("T-5", 3));
+    assert_eq!((s.on_hand, s.incoming), (4, 0));
+    let bad = StockCommand::ExpectIncoming {
+        qty: 1,
+        transfer_id: "T-6".into(),
+        from_location: "dc 2".into(),
+    };
+    assert_eq!(when(&s, bad).unwrap_err().field(), Some("fromLocation"));
+    assert_eq!(when(&s, expect("T-6", -1)), Err(bad_qty("qty", -1, 1)));
+    let (_, s) = then_one(&s, expect("T-7", 1));
+    assert_eq!(
+        when(&s, expect("T-6", i64::MAX)),
+        Err(E::Overflow { field: "qty" })
+    );
 }
 
 #[test]
@@ -728,6 +868,7 @@ fn every_event_round_trips() {
             counted: 1,
             delta: 2,
             shortfall: 3,
+            reference: None,
         }
         .into(),
         OnHandSet {
@@ -746,12 +887,14 @@ fn every_event_round_trips() {
         IncomingExpected {
             qty: 1,
             transfer_id: "T".into(),
+            from_location: None,
         }
         .into(),
         TransferReceived {
             qty: 1,
             transfer_id: "T".into(),
             incoming_cleared: 1,
+            from_location: None,
         }
         .into(),
         ReturnReceived {
@@ -841,7 +984,13 @@ fn a_sku_with_no_history_here_is_unknown_to_commands_that_need_stock() {
     assert_eq!(E::UnknownSku.code(), "NOT_FOUND");
     assert_eq!(E::UnknownSku.field(), Some("sku"));
     // What may be the first fact about a SKU at a location.
-    let (_, counted) = then_one(&nothing, StockCommand::CountCycle { counted: 0 });
+    let (_, counted) = then_one(
+        &nothing,
+        StockCommand::CountCycle {
+            counted: 0,
+            reference: None,
+        },
+    );
     assert!(counted.known);
     // Known now, even with nothing on hand: a reservation is refused for stock, not identity.
     assert!(matches!(
@@ -947,6 +1096,7 @@ fn consume_up_to_checks_like_consume() {
             counted: 2,
             delta: -2,
             shortfall: 2,
+            reference: None,
         }
         .into(),
     ]);

@@ -95,7 +95,7 @@ fn spec(code: &str, kind: LocationKind, caps: &[Capability], lat: f64, lon: f64)
         time_zone: "Asia/Tokyo".into(),
         capabilities: caps.iter().copied().collect(),
         pickup_hold_days: 7,
-        daily_capacity: 100,
+        daily_capacity: Some(100),
     }
 }
 
@@ -132,12 +132,14 @@ fn every_event_kind_moves_the_buckets_like_stock_item() {
         IncomingExpected {
             qty: 30,
             transfer_id: "T1".into(),
+            from_location: None,
         }
         .into(),
         TransferReceived {
             qty: 20,
             transfer_id: "T1".into(),
             incoming_cleared: 20,
+            from_location: None,
         }
         .into(),
         ReturnReceived {
@@ -193,6 +195,7 @@ fn every_event_kind_moves_the_buckets_like_stock_item() {
             counted: 90,
             delta: -15,
             shortfall: 0,
+            reference: None,
         }
         .into(),
         OnHandSet {
@@ -294,7 +297,10 @@ fn command(op: &Op, on_hand: i64, now: chrono::DateTime<Utc>) -> StockCommand {
             reason_code: "PROP".into(),
             reference: None,
         },
-        Op::Count(c) => StockCommand::CountCycle { counted: *c },
+        Op::Count(c) => StockCommand::CountCycle {
+            counted: *c,
+            reference: None,
+        },
         Op::Cas(n) => StockCommand::CompareAndSet {
             expected_on_hand: on_hand,
             new_on_hand: *n,
@@ -307,6 +313,7 @@ fn command(op: &Op, on_hand: i64, now: chrono::DateTime<Utc>) -> StockCommand {
         Op::Expect(q) => StockCommand::ExpectIncoming {
             qty: *q,
             transfer_id: "T".into(),
+            from_location: "DC-2".into(),
         },
         Op::TransferIn(q) => StockCommand::TransferIn {
             qty: *q,
@@ -507,6 +514,25 @@ fn online_counts_active_shipping_locations_only() {
 }
 
 #[test]
+fn online_ships_by_the_rule_sourcing_ships_by() {
+    let view = InventoryView::new();
+    let mut feed = Feed::default();
+    // A store whose only shipping capability is SHIP cannot ship a parcel (sourcing needs
+    // SHIP_FROM_STORE of a store), so ONLINE must not promise its stock.
+    view.apply(&[
+        feed.define("ST-S", Store, &[Pickup, Ship], 35.0, 139.0),
+        feed.receive("SKU-1", "ST-S", 2),
+    ]);
+    let online = view.availability("SKU-1", &Channel::Online);
+    assert_eq!((online.available, online.locations.len()), (0, 0));
+    assert_eq!(
+        view.availability("SKU-1", &Channel::Store("ST-S".into()))
+            .available,
+        2
+    );
+}
+
+#[test]
 fn store_channel_needs_an_active_pickup_location() {
     let view = InventoryView::new();
     network(&view, &mut Feed::default());
@@ -581,6 +607,7 @@ fn network_totals_sum_available_per_active_location() {
             IncomingExpected {
                 qty: 6,
                 transfer_id: "T".into(),
+                from_location: None,
             },
         ),
         feed.stock(

@@ -215,6 +215,10 @@ pub struct ShortLine {
     pub sku: String,
     pub requested: i64,
     pub sourceable: i64,
+    /// Locations that had the SKU but no capacity left today (skipped `NO_CAPACITY`): when
+    /// they are why the line is short, the refusal says so rather than "insufficient stock".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub full_locations: Vec<String>,
 }
 
 /// What [`source`] decided.
@@ -384,18 +388,31 @@ pub fn source(
                 qty: *qty,
             });
         }
-        plan.explanation.push(LineExplanation {
-            line_id: line.line_id.clone(),
-            considered: std::mem::take(&mut planner.explained[i]),
-        });
+        let considered = std::mem::take(&mut planner.explained[i]);
         if sourced < line.qty {
+            let full_locations = considered
+                .iter()
+                .filter(|v| {
+                    v.available > 0
+                        && v.verdict
+                            == Verdict::Skipped {
+                                reason: SkipReason::NoCapacity,
+                            }
+                })
+                .map(|v| v.location.clone())
+                .collect();
             plan.short.push(ShortLine {
                 line_id: line.line_id.clone(),
                 sku: line.sku.clone(),
                 requested: line.qty,
                 sourceable: sourced,
+                full_locations,
             });
         }
+        plan.explanation.push(LineExplanation {
+            line_id: line.line_id.clone(),
+            considered,
+        });
     }
     if !plan.short.is_empty() && !allow_partial {
         return Err(SourcingError::Shortage { lines: plan.short });

@@ -131,7 +131,8 @@ fn pickup_comes_from_that_store_only() {
                 line_id: "L1".into(),
                 sku: "SKU1".into(),
                 requested: 2,
-                sourceable: 1
+                sourceable: 1,
+                full_locations: vec![],
             }]
         }
     );
@@ -268,6 +269,27 @@ fn locations_without_capacity_activity_or_capability_are_skipped() {
     // Nothing else: a shortage, not a plan from an ineligible location.
     let e = source(&[ship("L1", "SKU1", 1)], &candidates[..5], false).unwrap_err();
     assert!(matches!(e, SourcingError::Shortage { .. }));
+}
+
+#[test]
+fn a_line_short_because_of_capacity_names_the_full_locations() {
+    let mut full = dc_east(&[("SKU1", 9)]);
+    full.remaining_capacity = 0;
+    let candidates = [full, dc_west(&[("SKU1", 1)])];
+    let e = source(&[ship("L1", "SKU1", 3)], &candidates, false).unwrap_err();
+    let SourcingError::Shortage { lines } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(lines[0].sourceable, 1);
+    assert_eq!(lines[0].full_locations, vec!["DC-EAST".to_string()]);
+    // A location without the SKU is not why a line is short.
+    let mut empty = dc_east(&[]);
+    empty.remaining_capacity = 0;
+    let e = source(&[ship("L1", "SKU1", 3)], &[empty], false).unwrap_err();
+    let SourcingError::Shortage { lines } = e else {
+        panic!("{e:?}")
+    };
+    assert!(lines[0].full_locations.is_empty());
 }
 
 #[test]
@@ -426,7 +448,8 @@ fn lines_on_the_same_sku_share_atp() {
                 line_id: "L3".into(),
                 sku: "SKU1".into(),
                 requested: 3,
-                sourceable: 2
+                sourceable: 2,
+                full_locations: vec![],
             }]
         }
     );
