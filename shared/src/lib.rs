@@ -20,6 +20,7 @@ pub mod projection;
 pub mod resale;
 pub mod store;
 pub mod striped;
+pub mod tasks;
 pub mod telemetry;
 pub mod validate;
 

@@ -5,13 +5,16 @@
 //! [`FulfillmentService`], so that every read is served by the same in-memory queues and every
 //! write's position can be waited for on them (read-your-writes).
 
+use crate::cancellation::OrderCancellation;
 use crate::domain::{stream_name, Fulfillment};
 use crate::handlers::FulfillmentHandlers;
+use crate::process::order_intake::{HoldDays, OrderIntake, PickupHold};
 use crate::process::pickup_expiry::{PickupExpiry, PickupTracker};
 use crate::projections::queues::{FulfillmentQueues, QueueEntry};
 use ichigen_shared::clock::Clock;
 use ichigen_shared::projection::{self, ProjectionHandle, WaitError};
 use ichigen_shared::store::{DynEventStore, Position, StoreError};
+use ichigen_shared::tasks::{BackgroundTasks, Processes};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -51,18 +54,46 @@ pub struct FulfillmentService {
     pub queues_handle: ProjectionHandle,
     pickups: Arc<PickupTracker>,
     pickups_handle: ProjectionHandle,
+    /// Creates the fulfillment orders of placed orders (a process where [`Processes::Run`];
+    /// also used directly by an order cancellation that arrives first).
+    intake: OrderIntake,
+    /// The background processes this service started, stopped by [`Self::shutdown`].
+    tasks: BackgroundTasks,
 }
 
+/// How often the pickup expiry looks for holds that ran out (a look at the soonest expiry, so
+/// cheap; an expired pickup is at most this late).
+pub const PICKUP_EXPIRY_EVERY: Duration = Duration::from_secs(1);
+
 impl FulfillmentService {
-    /// Starts the read models (they replay the store, then follow it) and builds the handlers.
-    /// Must run inside a Tokio runtime.
+    /// Starts the read models (they replay the store, then follow it) and builds the handlers,
+    /// without background processes, every store holding pickups 3 days of UTC: for tests and
+    /// tools. Must run inside a Tokio runtime.
     pub fn start(store: DynEventStore, clock: Arc<dyn Clock>) -> Self {
+        let hold: HoldDays = Arc::new(|_| PickupHold {
+            days: 3,
+            time_zone: None,
+        });
+        Self::start_with(store, clock, hold, Processes::None)
+    }
+
+    /// Starts the read models and builds the handlers; with [`Processes::Run`] also the
+    /// service's processes: the order intake (placed orders → fulfillment orders, from a stored
+    /// checkpoint) and the pickup expiry (every [`PICKUP_EXPIRY_EVERY`]). `hold_days` tells
+    /// each store's pickup hold (the inventory service knows its locations).
+    pub fn start_with(
+        store: DynEventStore,
+        clock: Arc<dyn Clock>,
+        hold_days: HoldDays,
+        processes: Processes,
+    ) -> Self {
         let queues = Arc::new(FulfillmentQueues::new());
         let queues_handle = projection::spawn(store.clone(), queues.clone());
         let pickups = Arc::new(PickupTracker::default());
         let pickups_handle = projection::spawn(store.clone(), pickups.clone());
         let handlers = FulfillmentHandlers::new(store.clone(), clock.clone());
-        FulfillmentService {
+        let intake = OrderIntake::new(store.clone(), handlers.clone(), hold_days);
+        let service = FulfillmentService {
             store,
             clock,
             handlers,
@@ -70,13 +101,33 @@ impl FulfillmentService {
             queues_handle,
             pickups,
             pickups_handle,
+            intake,
+            tasks: BackgroundTasks::default(),
+        };
+        if processes == Processes::Run {
+            service.tasks.push(service.intake.clone().spawn());
+            service
+                .tasks
+                .push(service.expiry().spawn(PICKUP_EXPIRY_EVERY));
         }
+        service
     }
 
-    /// Expires pickups not collected in time, every `every` (idempotent; see
-    /// [`crate::process::pickup_expiry`]).
-    pub fn spawn_expiry(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        self.expiry().spawn(every)
+    /// Stops the background processes (each is idempotent: one cut off mid-pass is done again
+    /// by the next start). Call before closing the store.
+    pub async fn shutdown(&self) {
+        self.tasks.shutdown().await;
+    }
+
+    /// Whether the background processes are running (none started, or stopped: `false`).
+    pub fn processes_running(&self) -> bool {
+        self.tasks.running()
+    }
+
+    /// Order cancellations, decided by the fulfillment orders that hold the units (what the
+    /// order service's `FulfillmentPort` calls).
+    pub fn cancellation(&self) -> OrderCancellation {
+        OrderCancellation::new(self.handlers.clone(), self.intake.clone())
     }
 
     /// The expiry process for driving by hand (tests with a manual clock).

@@ -49,6 +49,7 @@ use ichigen_shared::config::Settings;
 use ichigen_shared::envelope::Metadata;
 use ichigen_shared::money::Money;
 use ichigen_shared::store::{DynEventStore, Position};
+use ichigen_shared::tasks::Processes;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -479,37 +480,28 @@ async fn receive(stock: &ichigen_inventory::handlers::StockHandlers, s: usize) -
     last.expect("receipts are written")
 }
 
-/// The baseline stack: what `serve::start` builds for `Target::All`, without the HTTP server.
+/// The baseline stack: what `serve::start` builds for `Target::All`, without the HTTP server
+/// (each service's own start-up with its processes).
 fn start_stack(store: DynEventStore) -> OrderService {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let inventory = InventoryService::start(store.clone(), clock.clone());
-    let fulfillment =
-        ichigen_fulfillment::handlers::FulfillmentHandlers::new(store.clone(), clock.clone());
     let view = inventory.view.clone();
     let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
         Arc::new(move |code: &str| ichigen_gateway::wiring::pickup_hold(&view, code));
-    let intake = ichigen_fulfillment::process::order_intake::OrderIntake::new(
-        store.clone(),
-        fulfillment.clone(),
-        hold_days,
-    );
-    let orders = OrderService::start(
+    let fulfillment = ichigen_fulfillment::FulfillmentService::start_with(
         store.clone(),
         clock.clone(),
-        Arc::new(InProcessInventory(inventory.clone())),
-        Arc::new(ichigen_order::payment::ManualProvider::new()),
-    )
-    .with_fulfillment(Arc::new(InProcessFulfillment(
-        ichigen_fulfillment::cancellation::OrderCancellation::new(fulfillment, intake.clone()),
-    )));
-    ichigen_order::process::fulfillment_reactions::FulfillmentReactions::new(
+        hold_days,
+        Processes::Run,
+    );
+    OrderService::start_with(
         store,
-        orders.orders.clone(),
         clock,
+        Arc::new(InProcessInventory(inventory)),
+        Arc::new(ichigen_order::payment::ManualProvider::new()),
+        Arc::new(InProcessFulfillment(fulfillment.cancellation())),
+        Processes::Run,
     )
-    .spawn();
-    intake.spawn();
-    orders
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,7 @@ use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use ichigen_shared::store::kurrent::KurrentStore;
 use ichigen_shared::store::postgres::{PostgresOptions, PostgresStore};
 use ichigen_shared::store::{DynEventStore, StoreError};
+use ichigen_shared::tasks::Processes;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,8 +82,8 @@ pub struct RunningServer {
     /// Thrown to stop: subscriptions close on it at once, and the HTTP server starts its
     /// graceful stop.
     pub shutdown: Shutdown,
-    /// Stopped (its background processes) before the store closes.
-    inventory: InventoryService,
+    /// Their background processes are stopped before the store closes.
+    services: Services,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -92,26 +93,50 @@ impl RunningServer {
     pub async fn stop(self) {
         self.shutdown.trigger();
         let _ = self.task.await;
-        self.inventory.shutdown().await;
+        self.services.shutdown().await;
         self.store.shutdown().await;
     }
 
     /// The inventory service this server runs (its processes, for tests that watch them).
     pub fn inventory(&self) -> &InventoryService {
-        &self.inventory
+        &self.services.inventory
+    }
+
+    /// The services this server runs (their processes, for tests that watch them).
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Waits for the server to end (once [`RunningServer::shutdown`] is triggered: graceful),
     /// then closes the store.
     pub async fn wait(self) -> Result<(), String> {
         let served = self.task.await;
-        self.inventory.shutdown().await;
+        self.services.shutdown().await;
         self.store.shutdown().await;
         match served {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("HTTP server failed: {e}")),
             Err(e) => Err(format!("HTTP server task failed: {e}")),
         }
+    }
+}
+
+/// The services of one process, each with the background processes its start-up started.
+#[derive(Clone)]
+pub struct Services {
+    pub inventory: InventoryService,
+    pub fulfillment: ichigen_fulfillment::FulfillmentService,
+    pub orders: ichigen_order::OrderService,
+    pub returns: ichigen_rma::RmaService,
+}
+
+impl Services {
+    /// Stops every service's background processes, the ones that act on others' events first.
+    pub async fn shutdown(&self) {
+        self.returns.shutdown().await;
+        self.orders.shutdown().await;
+        self.fulfillment.shutdown().await;
+        self.inventory.shutdown().await;
     }
 }
 
@@ -161,88 +186,66 @@ pub async fn start_with_clock(
     // One inventory service per process, shared by GraphQL, the WMS API and its processes
     // (hold expiry, transfers: started by the service itself where inventory is served, and
     // stopped with the server): its stock handlers keep one writer per stream.
-    let inventory_processes = if target.runs(Target::Inventory) {
-        ichigen_inventory::service::Processes::Run
-    } else {
-        ichigen_inventory::service::Processes::None
+    let processes = |part: Target| {
+        if target.runs(part) {
+            Processes::Run
+        } else {
+            Processes::None
+        }
     };
-    let inventory = InventoryService::start_with(store.clone(), clock.clone(), inventory_processes);
+    let inventory =
+        InventoryService::start_with(store.clone(), clock.clone(), processes(Target::Inventory));
     readiness.projections.extend(inventory.projections());
-    // The fulfillment service: its handlers, store queues and pickup expiry.
-    let fulfillment = ichigen_fulfillment::FulfillmentService::start(store.clone(), clock.clone());
-    readiness.projections.extend(fulfillment.projections());
-    // Placed orders become fulfillment orders (from a stored checkpoint, idempotently); an
-    // order cancellation that arrives first creates them the same way.
+    // The fulfillment service: its handlers, store queues, the order intake (placed orders
+    // become fulfillment orders, from a stored checkpoint) and the pickup expiry.
     let view = inventory.view.clone();
     let hold_days: ichigen_fulfillment::process::order_intake::HoldDays =
         Arc::new(move |code: &str| crate::wiring::pickup_hold(&view, code));
-    let intake = ichigen_fulfillment::process::order_intake::OrderIntake::new(
+    let fulfillment = ichigen_fulfillment::FulfillmentService::start_with(
         store.clone(),
-        fulfillment.handlers.clone(),
+        clock.clone(),
         hold_days,
+        processes(Target::Fulfillment),
     );
+    readiness.projections.extend(fulfillment.projections());
     // The order service reaches inventory and fulfillment through its ports, here the
     // in-process adapters. Cancellations of units a location holds are decided by the
-    // fulfillment orders (ichigen_fulfillment::cancellation).
-    let orders = ichigen_order::OrderService::start(
+    // fulfillment orders (ichigen_fulfillment::cancellation). Its processes: the fulfillment
+    // reactions and the sweep of unrecorded placements.
+    let orders = ichigen_order::OrderService::start_with(
         store.clone(),
         clock.clone(),
         Arc::new(crate::wiring::InProcessInventory(inventory.clone())),
         Arc::new(ichigen_order::payment::ManualProvider::new()),
-    )
-    .with_fulfillment(Arc::new(crate::wiring::InProcessFulfillment(
-        ichigen_fulfillment::cancellation::OrderCancellation::new(
-            fulfillment.handlers.clone(),
-            intake.clone(),
-        ),
-    )));
+        Arc::new(crate::wiring::InProcessFulfillment(
+            fulfillment.cancellation(),
+        )),
+        processes(Target::Order),
+    );
     readiness.projections.extend(orders.projections());
-    if target.runs(Target::Order) {
-        // Fulfillment progress and the order's own events drive stock, payment and the
-        // order's record of cancellations (checkpointed; every side effect idempotent).
-        ichigen_order::process::fulfillment_reactions::FulfillmentReactions::new(
-            store.clone(),
-            orders.orders.clone(),
-            clock.clone(),
-        )
-        .spawn();
-        // Placements cut off before their record and never retried leave holds without an
-        // expiry: free them once they are older than order::HOLD (a pass is one look at the
-        // open order holds, and one order read per unchecked placement).
-        let handlers = orders.orders.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let metadata = ichigen_shared::envelope::Metadata::new(
-                    ichigen_shared::auth::Actor::system("order-hold-sweep"),
-                );
-                if let Err(e) = handlers.release_unrecorded_holds(metadata).await {
-                    tracing::warn!(error = %e, "sweep of unrecorded placements failed; next pass retries");
-                }
-            }
-        });
-    }
-    if target.runs(Target::Fulfillment) {
-        intake.spawn();
-        // Pickups not collected within the store's hold days expire.
-        // A pass is a look at the soonest expiry, so once a second costs nothing.
-        fulfillment.spawn_expiry(Duration::from_secs(1));
-    }
     // The returns service: its handlers and view over the other services' ports. The default
     // return policy is seeded on the first start (never over an administrator's changes).
-    let returns = ichigen_rma::RmaService::start(
+    // Its process: the stock disposition of graded units (checkpointed; keyed by unit).
+    let returns = ichigen_rma::RmaService::start_with(
         store.clone(),
         clock.clone(),
-        Arc::new(crate::returns_wiring::InProcessOrders(orders.clone())),
-        Arc::new(crate::returns_wiring::InProcessStock(inventory.clone())),
-        Arc::new(crate::returns_wiring::InProcessCatalog(
-            orders.catalog.clone(),
-        )),
-        Arc::new(crate::returns_wiring::InProcessLocations(inventory.clone())),
+        ichigen_rma::service::RmaPorts {
+            orders: Arc::new(crate::returns_wiring::InProcessOrders(orders.clone())),
+            stock: Arc::new(crate::returns_wiring::InProcessStock(inventory.clone())),
+            catalog: Arc::new(crate::returns_wiring::InProcessCatalog(
+                orders.catalog.clone(),
+            )),
+            locations: Arc::new(crate::returns_wiring::InProcessLocations(inventory.clone())),
+        },
+        processes(Target::Rma),
     );
     readiness.projections.extend(returns.projections());
+    let services = Services {
+        inventory: inventory.clone(),
+        fulfillment: fulfillment.clone(),
+        orders: orders.clone(),
+        returns: returns.clone(),
+    };
     if let Err(e) = returns
         .handlers
         .policy()
@@ -251,20 +254,15 @@ pub async fn start_with_clock(
         ))
         .await
     {
-        inventory.shutdown().await;
+        services.shutdown().await;
         store.shutdown().await;
         return Err(format!("cannot seed the default return policy: {e}"));
-    }
-    if target.runs(Target::Rma) {
-        // Graded units go back to stock, into resale stock, or are written off
-        // (checkpointed; keyed by unit).
-        returns.disposition().spawn();
     }
     if settings.demo.seed {
         match crate::demo::seed(&inventory, &orders).await {
             Ok(seeded) => tracing::info!(%seeded, "demo data set"),
             Err(e) => {
-                inventory.shutdown().await;
+                services.shutdown().await;
                 store.shutdown().await;
                 return Err(format!("cannot seed the demo data set: {e}"));
             }
@@ -294,7 +292,6 @@ pub async fn start_with_clock(
     let app_shutdown = shutdown.clone();
     let max_body = settings.http.max_body_bytes;
     let app_store = store.clone();
-    let running_inventory = inventory.clone();
     let server = HttpServer::new(move || {
         let mut app = App::new()
             // Inside `observe`, so that a 413 is timed and carries the correlation id too.
@@ -357,7 +354,7 @@ pub async fn start_with_clock(
     let server = match server.bind(bind) {
         Ok(s) => s,
         Err(e) => {
-            running_inventory.shutdown().await;
+            services.shutdown().await;
             store.shutdown().await;
             return Err(format!("cannot listen on {bind}: {e}"));
         }
@@ -368,7 +365,7 @@ pub async fn start_with_clock(
         addr,
         store,
         shutdown,
-        inventory: running_inventory,
+        services,
         task,
     })
 }

@@ -17,6 +17,7 @@ use crate::projections::view::InventoryView;
 use ichigen_shared::clock::Clock;
 use ichigen_shared::projection::{self, ProjectionHandle, WaitError};
 use ichigen_shared::store::{DynEventStore, Position};
+use ichigen_shared::tasks::BackgroundTasks;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,16 +27,7 @@ pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 /// so cheap; a released hold is at most this late).
 pub const EXPIRY_EVERY: Duration = Duration::from_secs(1);
 
-/// What [`InventoryService::start_with`] starts besides the handlers and read models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Processes {
-    /// The service's background processes (hold expiry, transfers): a process that serves
-    /// inventory.
-    Run,
-    /// None: a process that only uses inventory in-process (another service's target, a
-    /// tool), while the inventory's own process runs them.
-    None,
-}
+pub use ichigen_shared::tasks::Processes;
 
 /// An open hold: who holds which units of a SKU at a location, since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +58,8 @@ pub struct InventoryService {
     capacity_handle: ProjectionHandle,
     holds: Arc<HoldTracker>,
     holds_handle: ProjectionHandle,
-    /// The background processes this service started, aborted by [`Self::shutdown`].
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// The background processes this service started, stopped by [`Self::shutdown`].
+    tasks: BackgroundTasks,
 }
 
 impl InventoryService {
@@ -107,34 +99,26 @@ impl InventoryService {
             capacity_handle,
             holds,
             holds_handle,
-            tasks: Arc::default(),
+            tasks: BackgroundTasks::default(),
         };
         if processes == Processes::Run {
             let expiry = service.expiry().spawn(EXPIRY_EVERY);
             let transfers = TransferProcess::new(service.store.clone(), service.stock.clone());
-            service.tasks().extend([expiry, transfers.spawn()]);
+            service.tasks.push(expiry);
+            service.tasks.push(transfers.spawn());
         }
         service
-    }
-
-    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stops the background processes [`Self::start`] started (each is idempotent, so one cut
     /// off mid-pass is simply done again by the next start). Call before closing the store.
     pub async fn shutdown(&self) {
-        let tasks: Vec<_> = self.tasks().drain(..).collect();
-        for task in tasks {
-            task.abort();
-            let _ = task.await;
-        }
+        self.tasks.shutdown().await;
     }
 
     /// Whether the background processes are running (none started, or stopped: `false`).
     pub fn processes_running(&self) -> bool {
-        let tasks = self.tasks();
-        !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished())
+        self.tasks.running()
     }
 
     /// The expiry process for driving by hand (tests with a manual clock).

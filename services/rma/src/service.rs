@@ -32,6 +32,7 @@ use ichigen_shared::envelope::Metadata;
 use ichigen_shared::money::Money;
 use ichigen_shared::projection::{ProjectionHandle, WaitError};
 use ichigen_shared::store::{DynEventStore, Position};
+use ichigen_shared::tasks::{BackgroundTasks, Processes};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -87,6 +88,14 @@ impl ServiceError {
     }
 }
 
+/// What the returns service uses of the other services.
+pub struct RmaPorts {
+    pub orders: Arc<dyn OrdersPort>,
+    pub stock: Arc<dyn StockPort>,
+    pub catalog: Arc<dyn CatalogPort>,
+    pub locations: Arc<dyn LocationsPort>,
+}
+
 /// A counter return: what store staff accept in one step.
 #[derive(Debug, Clone)]
 pub struct CounterReturn {
@@ -107,12 +116,13 @@ pub struct RmaService {
     stock: Arc<dyn StockPort>,
     catalog: Arc<dyn CatalogPort>,
     locations: Arc<dyn LocationsPort>,
+    /// The background processes this service started, stopped by [`Self::shutdown`].
+    tasks: BackgroundTasks,
 }
 
 impl RmaService {
-    /// Builds the handlers and starts the returns view. Must run inside a Tokio runtime. The
-    /// disposition process is started by the caller ([`Self::disposition`]), so that a
-    /// deployment runs it once.
+    /// Builds the handlers and starts the returns view, without background processes (tests
+    /// drive [`Self::disposition`] by hand). Must run inside a Tokio runtime.
     pub fn start(
         store: DynEventStore,
         clock: Arc<dyn Clock>,
@@ -133,7 +143,41 @@ impl RmaService {
             stock,
             catalog,
             locations,
+            tasks: BackgroundTasks::default(),
         }
+    }
+
+    /// [`Self::start`] and, with [`Processes::Run`], the stock disposition process
+    /// (checkpointed; keyed by unit): graded units go back to stock, into resale stock, or are
+    /// written off. [`Self::shutdown`] stops it.
+    pub fn start_with(
+        store: DynEventStore,
+        clock: Arc<dyn Clock>,
+        ports: RmaPorts,
+        processes: Processes,
+    ) -> Self {
+        let service = Self::start(
+            store,
+            clock,
+            ports.orders,
+            ports.stock,
+            ports.catalog,
+            ports.locations,
+        );
+        if processes == Processes::Run {
+            service.tasks.push(service.disposition().spawn());
+        }
+        service
+    }
+
+    /// Stops the background processes. Call before closing the store.
+    pub async fn shutdown(&self) {
+        self.tasks.shutdown().await;
+    }
+
+    /// Whether the background processes are running (none started, or stopped: `false`).
+    pub fn processes_running(&self) -> bool {
+        self.tasks.running()
     }
 
     /// Units may only be received where returns are taken: refused (nothing changes) at an
