@@ -35,7 +35,9 @@ async fn embedded() -> Embedded {
 /// it must never pass without having run.
 async fn kurrent() -> DynEventStore {
     let Ok(url) = std::env::var("ICHIGEN_TEST_KURRENTDB_URL") else {
-        panic!("set ICHIGEN_TEST_KURRENTDB_URL to the KurrentDB to test (README, \"Event stores\")");
+        panic!(
+            "set ICHIGEN_TEST_KURRENTDB_URL to the KurrentDB to test (README, \"Event stores\")"
+        );
     };
     let store = KurrentStore::connect(&url, Duration::from_secs(10))
         .await
@@ -83,6 +85,15 @@ conformance! {
     missing_stream_and_bad_appends => suite::missing_stream_and_bad_appends;
     head_tracks_appends => suite::head_tracks_appends;
     a_delivered_event_is_in_its_stream => suite::a_delivered_event_is_in_its_stream;
+    filtered_subscriptions_report_checkpoints => suite::filtered_subscriptions_report_checkpoints;
+}
+
+/// Embedded-only: its checkpoints are exact (KurrentDB's come once per filter window).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_checkpoints_reach_the_head() {
+    let e = embedded().await;
+    suite::embedded_checkpoints_reach_the_head(e.store.clone()).await;
+    e.store.shutdown().await;
 }
 
 /// Embedded-only: its unique index makes an event id global, which KurrentDB does not promise.

@@ -9,9 +9,14 @@
 //! step 2 or broadcast after step 1 (or both, and then deduplicated by position). Positions are
 //! gapless, so a jump in the live feed (a subscriber too slow for the broadcast buffer) is seen,
 //! and the subscription goes back to step 1.
+//!
+//! After each page of step 2 and each batch of step 3 whose last events the filter skipped, the
+//! subscription sends a [`SubscriptionItem::Checkpoint`] of the last position it scanned, so a
+//! filtered consumer's position follows the log, not just the events it takes. An unfiltered
+//! subscription (or one whose page ended on a delivered event) sends none.
 
 use super::EmbeddedStore;
-use crate::store::{SubscribeFrom, Subscription, SubscriptionFilter};
+use crate::store::{Position, SubscribeFrom, Subscription, SubscriptionFilter, SubscriptionItem};
 use std::sync::atomic::Ordering;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -33,6 +38,8 @@ pub(super) fn spawn(
         SubscribeFrom::End => store.inner.head.load(Ordering::Acquire),
     };
     tokio::spawn(async move {
+        // Last position delivered, as an event or a checkpoint.
+        let mut sent = last;
         'catch_up: loop {
             // Step 2: history.
             loop {
@@ -46,11 +53,15 @@ pub(super) fn spawn(
                 let done = page.len() < PAGE;
                 for event in page {
                     last = event.position.commit;
-                    if filter.matches(&event.stream, &event.event_type)
-                        && tx.send(Ok(event)).await.is_err()
-                    {
-                        return;
+                    if filter.matches(&event.stream, &event.event_type) {
+                        sent = last;
+                        if tx.send(Ok(SubscriptionItem::Event(event))).await.is_err() {
+                            return;
+                        }
                     }
+                }
+                if !checkpoint(&tx, &mut sent, last).await {
+                    return;
                 }
                 if done {
                     break;
@@ -74,11 +85,19 @@ pub(super) fn spawn(
                                 continue 'catch_up;
                             }
                             last = seq;
-                            if filter.matches(&event.stream, &event.event_type)
-                                && tx.send(Ok(event.clone())).await.is_err()
-                            {
-                                return;
+                            if filter.matches(&event.stream, &event.event_type) {
+                                sent = last;
+                                if tx
+                                    .send(Ok(SubscriptionItem::Event(event.clone())))
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
                             }
+                        }
+                        if !checkpoint(&tx, &mut sent, last).await {
+                            return;
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
@@ -93,3 +112,17 @@ pub(super) fn spawn(
     });
     Subscription::from_channel(rx)
 }
+
+/// Sends a checkpoint at `last` if the subscription scanned past what it delivered; `false` once
+/// the consumer is gone.
+async fn checkpoint(tx: &Sender, sent: &mut u64, last: u64) -> bool {
+    if last <= *sent {
+        return true;
+    }
+    *sent = last;
+    tx.send(Ok(SubscriptionItem::Checkpoint(Position::sequence(last))))
+        .await
+        .is_ok()
+}
+
+type Sender = mpsc::Sender<Result<SubscriptionItem, crate::store::StoreError>>;
