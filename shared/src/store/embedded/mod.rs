@@ -11,6 +11,7 @@
 //! * **One process per data directory**, enforced with an exclusive lock on `LOCK`.
 
 mod checkpointer;
+pub mod files;
 mod indexer;
 mod live;
 pub mod schema;
@@ -83,7 +84,9 @@ impl EmbeddedStore {
     pub const FILE_NAME: &'static str = "events.sqlite";
 
     /// Opens (or creates) the store in `dir`. Fails with [`StoreError::Locked`] if another
-    /// process has it open and [`StoreError::Corrupt`] if the file is not an Ichigen store.
+    /// process has it open, and with [`StoreError::Corrupt`] if the file is not an Ichigen
+    /// store or the directory's files disagree: a missing or empty log where a store was
+    /// (see [`files`]), a stream index that covers events the log lacks.
     pub async fn open(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || Self::open_blocking(&dir, options))
@@ -120,8 +123,10 @@ impl EmbeddedStore {
             }
         }
 
+        let marker = files::check_before_open(dir)?;
         let file = dir.join(Self::FILE_NAME);
-        let conn = schema::open_writer(&file)?;
+        let (conn, store_id) = schema::open_writer(&file)?;
+        files::settle_marker(dir, marker, store_id)?;
         let head = Arc::new(AtomicU64::new(0));
         let (indexed_tx, indexed) = tokio::sync::watch::channel(0u64);
         let (live_sender, live) = broadcast::channel(options.live_buffer_batches.max(16));
