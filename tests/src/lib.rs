@@ -1,5 +1,7 @@
 //! End-to-end test support: the event store conformance suite (run against every backend by
-//! `tests/store_conformance.rs`) and helpers that start a real server on 127.0.0.1.
+//! `tests/store_conformance.rs`), helpers that start a real server on 127.0.0.1, and a tiny
+//! file system to fill (`tinyfs`).
 
 pub mod conformance;
 pub mod server;
+pub mod tinyfs;

@@ -316,6 +316,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Position of the last event written, `None` for an empty store.
     async fn head(&self) -> Result<Option<Position>, StoreError>;
 
+    /// Whether the store takes appends now (what readiness reports): `Err` while it cannot,
+    /// e.g. an embedded store whose disk is full or failing, or an unreachable server. By
+    /// default, whether it answers [`EventStore::head`].
+    async fn health(&self) -> Result<(), StoreError> {
+        self.head().await.map(|_| ())
+    }
+
     /// Flushes and closes; further calls fail with [`StoreError::Closed`].
     async fn shutdown(&self);
 

@@ -9,9 +9,13 @@
 //! * **Subscriptions** ([`live`]) catch up from the table, then follow the writer's broadcast of
 //!   committed batches, with no gap and no duplicate at the handover.
 //! * **One process per data directory**, enforced with an exclusive lock on `LOCK`.
+//! * **A full or failing disk** fails appends at once with [`StoreError::Unavailable`] and
+//!   marks the store degraded ([`health`]) until writes pass again; nothing acknowledged is
+//!   lost, and nothing waits for the disk.
 
 mod checkpointer;
 pub mod files;
+mod health;
 mod indexer;
 mod live;
 pub mod schema;
@@ -28,7 +32,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use writer::{AppendRequest, Command, CommittedBatch, Writer};
 
@@ -76,8 +80,16 @@ struct Inner {
     readers: ReaderPool,
     /// How far the stream index has got (the indexer publishes it after each batch).
     indexed: tokio::sync::watch::Receiver<u64>,
+    health: Arc<health::Health>,
     max_event_bytes: usize,
 }
+
+/// Longest a stream read waits for the index to reach what was committed when it began (it
+/// takes one index batch, milliseconds; this bounds a disk that hangs).
+const INDEX_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest a health check waits for the writer's trial write.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 impl EmbeddedStore {
     /// The file the events live in, inside the data directory.
@@ -140,6 +152,7 @@ impl EmbeddedStore {
             indexed_tx,
             &options,
         )?;
+        let health = writer.health();
         let (commands, rx) = mpsc::channel(options.queue_capacity.max(1));
         std::thread::Builder::new()
             .name("ichigen-store-writer".into())
@@ -150,6 +163,7 @@ impl EmbeddedStore {
                 commands,
                 head,
                 indexed,
+                health,
                 live: Mutex::new(live),
                 readers: ReaderPool {
                     file,
@@ -283,12 +297,34 @@ impl EventStore for EmbeddedStore {
         // A reader that reacts to an event it was delivered (a process manager loading the
         // aggregate) must see that event in the stream: wait until the index covers everything
         // committed when the read began (at most one index batch).
+        // While the index cannot be updated (a full disk), it fails at once instead.
         let committed = self.inner.head.load(Ordering::Acquire);
         let mut indexed = self.inner.indexed.clone();
-        if *indexed.borrow() < committed
-            && indexed.wait_for(|upto| *upto >= committed).await.is_err()
-        {
-            return Err(StoreError::Io("the stream index stopped".into()));
+        if *indexed.borrow() < committed {
+            let health = &self.inner.health;
+            // A failing index is asked to try again now: the read waits for that one try.
+            let failures = health.index_failures();
+            if health.index_failing() {
+                health.nudge_index();
+            }
+            let caught_up =
+                indexed.wait_for(|upto| *upto >= committed || health.index_failures() > failures);
+            match tokio::time::timeout(INDEX_WAIT, caught_up).await {
+                Ok(Ok(upto)) if *upto >= committed => {}
+                Ok(Ok(_)) => {
+                    return Err(StoreError::Unavailable(
+                        health
+                            .problem()
+                            .unwrap_or_else(|| "the stream index is behind the log".into()),
+                    ))
+                }
+                Ok(Err(_)) => return Err(StoreError::Io("the stream index stopped".into())),
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the stream index did not reach position {committed} within {INDEX_WAIT:?}"
+                    )))
+                }
+            }
         }
         let stream = stream.to_string();
         self.read(move |conn| {
@@ -324,6 +360,32 @@ impl EventStore for EmbeddedStore {
         match self.inner.head.load(Ordering::Acquire) {
             0 => Ok(None),
             seq => Ok(Some(Position::sequence(seq))),
+        }
+    }
+
+    /// `Err` while a commit to the log or an update of the stream index fails (see
+    /// [`health`]). Each failing part is first asked to try again (the writer a small write,
+    /// the indexer its update), so a store without appends is seen to recover too.
+    async fn health(&self) -> Result<(), StoreError> {
+        let health = &self.inner.health;
+        if health.log_failing() {
+            let (tried, done) = oneshot::channel();
+            if self.inner.commands.try_send(Command::Probe(tried)).is_ok() {
+                let _ = tokio::time::timeout(PROBE_WAIT, done).await;
+            }
+        }
+        if health.index_failing() {
+            // Ask the indexer to try again now, and wait for that try.
+            let failures = health.index_failures();
+            health.nudge_index();
+            let mut indexed = self.inner.indexed.clone();
+            let tried =
+                indexed.wait_for(|_| !health.index_failing() || health.index_failures() > failures);
+            let _ = tokio::time::timeout(PROBE_WAIT, tried).await;
+        }
+        match health.problem() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Unavailable(why)),
         }
     }
 
