@@ -6,7 +6,8 @@
 //! * `STORE`: the marker, written once a store's log has been created, with the store's id.
 //!   The log's `meta` table and the index's hold the same id.
 //! * `LOCK`: one process at a time.
-//! * `space-probe`: written and removed by a degraded store to see whether the disk has room.
+//! * `space-probe.log`, `space-probe.index`: written and removed by a degraded store to see
+//!   whether the disk has room again (see `health`).
 //!
 //! A log that is missing or empty while anything else shows that it held a store (the marker,
 //! a WAL of commits, the `-shm` of a process that had it open, a stream index) is refused with
@@ -26,8 +27,9 @@ use uuid::Uuid;
 /// The marker's file name, beside the log.
 pub const MARKER_FILE_NAME: &str = "STORE";
 
-/// A file a degraded store writes (and removes) to see whether the disk has room again.
-pub const SPACE_PROBE_FILE_NAME: &str = "space-probe";
+/// Files a degraded store writes (and removes) to see whether the disk has room again: one for
+/// the writer, one for the indexer.
+pub const SPACE_PROBE_FILE_NAMES: [&str; 2] = ["space-probe.log", "space-probe.index"];
 
 /// What the marker's first line says, for an operator who finds the file.
 const MARKER_HEADER: &str =

@@ -6,10 +6,28 @@
 //!
 //! A degraded store keeps trying: every append is still attempted (each fails fast), the
 //! indexer retries on its own, and a health check asks both to try again, so the store reports
-//! itself ready again as soon as the disk takes writes, with or without traffic.
+//! itself ready again as soon as the disk takes writes, with or without traffic. A part counts
+//! as recovered only when [`room_for_writes`] passes too: a full disk still takes a write that
+//! fits in space a file already has (the WALs' frames of a failed commit), which says nothing
+//! about the next.
 
+use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// Room a probe must find on the disk before a degraded part counts as writable again.
+const PROBE_BYTES: usize = 1 << 20;
+
+/// Whether the disk has room: [`PROBE_BYTES`] written to `probe` and synced (then removed).
+pub(super) fn room_for_writes(probe: &Path) -> std::io::Result<()> {
+    let written = std::fs::File::create(probe).and_then(|mut file| {
+        file.write_all(&vec![0u8; PROBE_BYTES])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(probe);
+    written
+}
 
 #[derive(Default)]
 pub(super) struct Health {
@@ -112,6 +130,15 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_is_found_and_the_probe_left_behind_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let probe = dir.path().join("space-probe.log");
+        room_for_writes(&probe).expect("room");
+        assert!(!probe.exists());
+        assert!(room_for_writes(&dir.path().join("missing/probe")).is_err());
+    }
 
     #[test]
     fn a_failure_is_reported_until_the_next_success() {

@@ -16,7 +16,7 @@
 //! reader asks, without waiting for new work.
 
 use super::checkpointer::Finish;
-use super::health::Health;
+use super::health::{room_for_writes, Health};
 use super::schema;
 use crate::store::{AppendResult, StoreError};
 use crate::telemetry::metrics::Histogram;
@@ -70,6 +70,7 @@ impl Indexer {
                 append_latency,
                 published,
                 health,
+                space_probe: file.with_file_name(super::files::SPACE_PROBE_FILE_NAMES[1]),
             };
             std::thread::Builder::new()
                 .name("ichigen-store-index".into())
@@ -127,6 +128,8 @@ struct Thread {
     append_latency: Arc<Histogram>,
     published: tokio::sync::watch::Sender<u64>,
     health: Arc<Health>,
+    /// The file the room probe writes (see `health`).
+    space_probe: std::path::PathBuf,
 }
 
 /// First pause before indexing is tried again after a failure; it doubles up to [`MAX_PAUSE`].
@@ -137,6 +140,22 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 const NUDGE_POLL: Duration = Duration::from_millis(5);
 
 impl Thread {
+    /// After an update passed: whether the index counts as sound (it was not failing, or the
+    /// disk has room again: see `health`).
+    fn recovered(&self) -> bool {
+        if !self.health.index_failing() {
+            return true;
+        }
+        if let Err(e) = room_for_writes(&self.space_probe) {
+            self.health
+                .index_failed(format!("no room on the disk ({e})"));
+            return false;
+        }
+        self.health.index_ok();
+        tracing::info!("the stream index is up to the log again");
+        true
+    }
+
     fn run(self, rx: mpsc::Receiver<Acks>, indexed_upto: u64, finish: &Finish) {
         // The log position the index must reach: the last batch handed over.
         let mut committed = indexed_upto;
@@ -167,11 +186,17 @@ impl Thread {
             // The log is committed; the index follows before anyone is told.
             match schema::catch_up_index(&self.conn) {
                 Ok(()) => {
-                    if self.health.index_ok() {
-                        tracing::info!("the stream index is up to the log again");
+                    // Degraded: up to the log again, but is there room for the next update?
+                    match self.recovered() {
+                        true => {
+                            retry_at = None;
+                            pause = FIRST_PAUSE;
+                        }
+                        false => {
+                            retry_at = Some(Instant::now() + pause);
+                            pause = (pause * 2).min(MAX_PAUSE);
+                        }
                     }
-                    retry_at = None;
-                    pause = FIRST_PAUSE;
                     self.indexed.store(committed, Ordering::Release);
                     // Stream readers wait on this (see `EmbeddedStore::read_stream`).
                     self.published.send_replace(committed);

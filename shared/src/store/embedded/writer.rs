@@ -153,9 +153,6 @@ pub(super) struct Writer {
     probed_at: Option<Instant>,
 }
 
-/// Room a probe must find on the disk before a degraded store counts as writable again.
-const PROBE_BYTES: usize = 1 << 20;
-
 /// Least time between two probes made after commits while degraded.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -237,7 +234,7 @@ impl Writer {
                 &labels,
             ),
             health,
-            space_probe: file.with_file_name(super::files::SPACE_PROBE_FILE_NAME),
+            space_probe: file.with_file_name(super::files::SPACE_PROBE_FILE_NAMES[0]),
             probed_at: None,
         })
     }
@@ -404,18 +401,12 @@ impl Writer {
         }
     }
 
-    /// While the log is failing: does the disk take writes again? It must have room (a
-    /// [`PROBE_BYTES`] file written and synced beside the log, then removed) and take a small
-    /// durable commit (the store's `meta` table). Passing clears the failure.
+    /// While the log is failing: does the disk take writes again? It must have room
+    /// ([`super::health::room_for_writes`]) and take a small durable commit (the store's
+    /// `meta` table). Passing clears the failure.
     fn probe(&mut self) {
         self.probed_at = Some(Instant::now());
-        let room = (|| -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&self.space_probe)?;
-            std::io::Write::write_all(&mut file, &vec![0u8; PROBE_BYTES])?;
-            file.sync_all()
-        })();
-        let _ = std::fs::remove_file(&self.space_probe);
-        if let Err(e) = room {
+        if let Err(e) = super::health::room_for_writes(&self.space_probe) {
             self.health.log_failed(format!("no room on the disk ({e})"));
             return;
         }
