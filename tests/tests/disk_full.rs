@@ -221,12 +221,20 @@ async fn ready(server: &TestServer) -> (u16, Duration) {
     (res.status, started.elapsed())
 }
 
+/// TEE-M's on hand at TKY-DC1, as of everything written so far (`atLeast` the head).
 async fn on_hand(server: &TestServer, token: &str) -> i64 {
     let auth = format!("Bearer {token}");
+    let head = server
+        .running
+        .store
+        .head()
+        .await
+        .expect("head")
+        .unwrap_or_default();
     let res = request(
         server.addr(),
         "GET",
-        "/api/inventory/v1/stock/TKY-DC1/TEE-M",
+        &format!("/api/inventory/v1/stock/TKY-DC1/TEE-M?atLeast={head}"),
         &[("authorization", &auth)],
         b"",
     )

@@ -151,7 +151,7 @@ async fn the_position_moves_over_events_the_filter_skips() {
             .wait_for(skipped.position, Duration::from_secs(2))
             .await
             .unwrap();
-        assert!(started.elapsed() < Duration::from_millis(500));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
     let burst: Vec<_> = (0..200)
         .map(|n| {
