@@ -9,7 +9,7 @@
 use crate::envelope::{Actor, Metadata, NewEvent, RecordedEvent};
 use crate::store::{
     DynEventStore, ExpectedRevision, Position, StoreError, SubscribeFrom, Subscription,
-    SubscriptionFilter,
+    SubscriptionFilter, SubscriptionItem,
 };
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -36,8 +36,10 @@ struct Saved {
 pub struct Follower {
     checkpoint: Checkpoint,
     subscription: Subscription,
-    /// Handled but not yet covered by a save.
+    /// Handled (or passed by a checkpoint) but not yet covered by a save.
     unsaved: Option<Position>,
+    /// When the last event was handed out.
+    last_event: tokio::time::Instant,
 }
 
 impl Follower {
@@ -60,36 +62,83 @@ impl Follower {
             checkpoint,
             subscription,
             unsaved: None,
+            last_event: tokio::time::Instant::now(),
         })
     }
 
     /// The next event. `None` when the store shut down, or when `stop_after_idle` is given and
     /// no event came for that long (for tests and tools that run a process until it is done;
     /// the checkpoint is saved before that wait).
+    ///
+    /// The subscription's checkpoints move a position not yet saved up to them (every event
+    /// before a checkpoint was handed out, and so handled, before it), so the save made when
+    /// the process goes quiet also covers the events its filter skipped since. They never cause
+    /// a save of their own: saving appends an event, which would bring the next checkpoint.
     pub async fn next(
         &mut self,
         stop_after_idle: Option<Duration>,
     ) -> Option<Result<RecordedEvent, StoreError>> {
-        if let Some(ready) = self.subscription.try_next() {
-            return Some(ready);
-        }
-        if let Some(at) = self.unsaved {
-            match tokio::time::timeout(Self::IDLE, self.subscription.next()).await {
-                Ok(next) => return next,
-                Err(_) => {
-                    if let Err(e) = self.checkpoint.save(at, true).await {
-                        return Some(Err(e));
-                    }
-                    self.unsaved = None;
+        let mut idle_until = None;
+        loop {
+            if let Some(ready) = self.subscription.try_next_item() {
+                match self.take(ready) {
+                    Some(event) => return Some(event),
+                    None => continue,
                 }
             }
+            if self.unsaved.is_some() {
+                // Quiet means no event (checkpoints do not count) since the last one.
+                let quiet_at = self.last_event + Self::IDLE;
+                match tokio::time::timeout_at(quiet_at, self.subscription.next_item()).await {
+                    Ok(Some(item)) => match self.take(item) {
+                        Some(event) => return Some(event),
+                        None => continue,
+                    },
+                    Ok(None) => return None,
+                    Err(_) => {
+                        let at = self.unsaved.unwrap_or_default();
+                        if let Err(e) = self.checkpoint.save(at, true).await {
+                            return Some(Err(e));
+                        }
+                        self.unsaved = None;
+                    }
+                }
+            }
+            let item = match stop_after_idle {
+                None => self.subscription.next_item().await,
+                Some(idle) => {
+                    let until =
+                        *idle_until.get_or_insert_with(|| tokio::time::Instant::now() + idle);
+                    tokio::time::timeout_at(until, self.subscription.next_item())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            };
+            match self.take(item?) {
+                Some(event) => return Some(event),
+                None => continue,
+            }
         }
-        match stop_after_idle {
-            None => self.subscription.next().await,
-            Some(idle) => tokio::time::timeout(idle, self.subscription.next())
-                .await
-                .ok()
-                .flatten(),
+    }
+
+    /// An event (or error) for the caller; a checkpoint is noted and gives `None`.
+    fn take(
+        &mut self,
+        item: Result<SubscriptionItem, StoreError>,
+    ) -> Option<Result<RecordedEvent, StoreError>> {
+        match item {
+            Ok(SubscriptionItem::Event(event)) => {
+                self.last_event = tokio::time::Instant::now();
+                Some(Ok(event))
+            }
+            Ok(SubscriptionItem::Checkpoint(position)) => {
+                if let Some(unsaved) = &mut self.unsaved {
+                    *unsaved = (*unsaved).max(position);
+                }
+                None
+            }
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -259,6 +308,68 @@ mod tests {
             .await
             .expect("restart");
         assert!(again.next(Some(Duration::from_millis(300))).await.is_none());
+        store.shutdown().await;
+    }
+
+    /// The save made when the process goes quiet covers the events its filter skipped after
+    /// its last one (the subscription's checkpoints), and the saves do not feed themselves:
+    /// each appends an event the filter skips, which brings another checkpoint.
+    #[tokio::test]
+    async fn the_idle_save_covers_skipped_events_without_saving_for_its_own_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: DynEventStore = Arc::new(
+            EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+                .await
+                .expect("open"),
+        );
+        for n in 0..20 {
+            store
+                .append("tick-1", ExpectedRevision::Any, vec![event(n)])
+                .await
+                .expect("append");
+        }
+        let mut skipped = Position::START;
+        for n in 0..30 {
+            let other = NewEvent::json(
+                Uuid::new_v4(),
+                "Tocked.v1",
+                &serde_json::json!({ "n": n }),
+                Metadata::new(Actor::system("test")),
+            )
+            .expect("encode");
+            skipped = store
+                .append("tock-1", ExpectedRevision::Any, vec![other])
+                .await
+                .expect("append")
+                .position;
+        }
+        let filter = SubscriptionFilter::event_types(["Ticked."]);
+        let mut follower = Follower::start(store.clone(), "ticker", filter.clone())
+            .await
+            .expect("start");
+        let mut handled = 0;
+        while let Some(e) = follower.next(Some(Duration::from_millis(400))).await {
+            handled += 1;
+            follower
+                .handled(e.expect("event").position)
+                .await
+                .expect("handled");
+        }
+        assert_eq!(handled, 20);
+        let mut checkpoint = Checkpoint::new(store.clone(), "ticker");
+        // Past the skipped events (and the first save's own event, which came meanwhile),
+        // not past the idle save's.
+        let saved_at = checkpoint.load().await.expect("load").expect("saved");
+        let head = store.head().await.expect("head").expect("not empty");
+        assert!(
+            saved_at >= skipped && saved_at < head,
+            "{saved_at} of {head}"
+        );
+        let saved = saves(&store, "ticker").await;
+        assert!((1..=3).contains(&saved), "{saved} saves");
+        // Quiet now: no save follows the last one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(saves(&store, "ticker").await, saved);
         store.shutdown().await;
     }
 }

@@ -6,11 +6,14 @@
 //! reports) and follows a filtered subscription from there.
 //!
 //! Every projection publishes the position it has applied, so a client that wrote at position
-//! `p` can [`ProjectionHandle::wait_for`] `p` and then read its own write. Wait on the projection
-//! that consumes the written event: a filtered projection only advances on events it takes.
+//! `p` can [`ProjectionHandle::wait_for`] `p` and then read its own write. The position follows
+//! the log, not just the events the projection takes: replay pages and the subscription's
+//! checkpoints ([`crate::store::SubscriptionItem::Checkpoint`]) move it over events its filter
+//! skips, so any position a write returned (or the store's head) is reached, whichever read
+//! model serves the read.
 
 use crate::envelope::RecordedEvent;
-use crate::store::{DynEventStore, Position, SubscribeFrom, SubscriptionFilter};
+use crate::store::{DynEventStore, Position, SubscribeFrom, SubscriptionFilter, SubscriptionItem};
 use crate::telemetry::metrics;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -165,28 +168,36 @@ pub fn spawn<P: Projection>(store: DynEventStore, projection: Arc<P>) -> Project
             backoff = Duration::from_millis(100);
             let mut batch = Vec::with_capacity(BATCH);
             loop {
-                let Some(first) = sub.next().await else {
+                let Some(first) = sub.next_item().await else {
                     // The store shut down.
                     return;
                 };
                 let mut failed = None;
-                match first {
-                    Ok(e) => batch.push(e),
-                    Err(e) => failed = Some(e),
-                }
-                while failed.is_none() && batch.len() < BATCH {
-                    match sub.try_next() {
-                        Some(Ok(e)) => batch.push(e),
-                        Some(Err(e)) => failed = Some(e),
-                        None => break,
+                // The furthest checkpoint among the items taken: applied once the events
+                // before it are.
+                let mut checkpoint: Option<Position> = None;
+                let mut next = Some(first);
+                while let Some(item) = next.take() {
+                    match item {
+                        Ok(SubscriptionItem::Event(e)) => batch.push(e),
+                        Ok(SubscriptionItem::Checkpoint(p)) => checkpoint = checkpoint.max(Some(p)),
+                        Err(e) => failed = Some(e),
+                    }
+                    if failed.is_none() && batch.len() < BATCH {
+                        next = sub.try_next_item();
                     }
                 }
+                let mut reached = checkpoint;
                 if let Some(tail) = batch.last() {
                     projection.apply(&batch);
-                    last = Some(tail.position);
                     record(tail);
-                    let _ = position_tx.send(tail.position);
+                    reached = reached.max(Some(tail.position));
                     batch.clear();
+                }
+                if let Some(reached) = reached.filter(|r| last.is_none_or(|l| *r > l)) {
+                    last = Some(reached);
+                    position_gauge.store(reached.commit as i64, Ordering::Relaxed);
+                    let _ = position_tx.send(reached);
                 }
                 if let Some(e) = failed {
                     tracing::warn!(projection = name, error = %e, "subscription failed; resubscribing");

@@ -7,7 +7,8 @@ use futures::future::join_all;
 use ichigen_shared::auth::{Actor, Role};
 use ichigen_shared::envelope::{Metadata, NewEvent, RecordedEvent};
 use ichigen_shared::store::{
-    DynEventStore, ExpectedRevision, Position, StoreError, SubscribeFrom, SubscriptionFilter,
+    DynEventStore, ExpectedRevision, Position, StoreError, SubscribeFrom, Subscription,
+    SubscriptionFilter, SubscriptionItem,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -402,6 +403,180 @@ pub async fn filters_and_subscribe_from_end(store: DynEventStore) {
     }
     let types: Vec<_> = mine.iter().map(|e| e.event_type.to_string()).collect();
     assert_eq!(types, vec!["StockReceived.v1", "StockReceived.v2"]);
+}
+
+/// Items of `sub` (events and checkpoints) until `done` holds for the last one or `timeout`
+/// passes.
+async fn items_until(
+    sub: &mut Subscription,
+    timeout: Duration,
+    done: impl Fn(&SubscriptionItem) -> bool,
+) -> Vec<SubscriptionItem> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, sub.next_item()).await {
+            Ok(Some(Ok(item))) => {
+                let stop = done(&item);
+                got.push(item);
+                if stop {
+                    return got;
+                }
+            }
+            Ok(Some(Err(e))) => panic!("subscription failed: {e}"),
+            Ok(None) | Err(_) => return got,
+        }
+    }
+}
+
+fn position_of(item: &SubscriptionItem) -> Position {
+    match item {
+        SubscriptionItem::Event(e) => e.position,
+        SubscriptionItem::Checkpoint(p) => *p,
+    }
+}
+
+/// Appends one event of `cat_a`, then 300 of `cat_b` (more than a KurrentDB filter window);
+/// returns the position of the first and of the last.
+async fn one_taken_then_many_skipped(
+    store: &DynEventStore,
+    cat_a: &str,
+    cat_b: &str,
+) -> (Position, Position) {
+    let taken = store
+        .append(
+            &format!("{cat_a}-1"),
+            ExpectedRevision::Any,
+            vec![event("Taken.v1", serde_json::json!({}))],
+        )
+        .await
+        .unwrap()
+        .position;
+    let mut skipped = taken;
+    for i in 0..6 {
+        skipped = store
+            .append(&format!("{cat_b}-{i}"), ExpectedRevision::Any, events(50))
+            .await
+            .unwrap()
+            .position;
+    }
+    (taken, skipped)
+}
+
+/// Checks what every checkpoint promises: only the filter's events, in order, and a
+/// checkpoint never below an event delivered before it.
+fn assert_checkpoints_follow_events(items: &[SubscriptionItem], cat_a: &str) {
+    for item in items {
+        if let SubscriptionItem::Event(e) = item {
+            assert_eq!(e.category(), cat_a, "only the filter's events: {item:?}");
+        }
+    }
+    assert!(
+        items
+            .windows(2)
+            .all(|w| position_of(&w[0]) <= position_of(&w[1])),
+        "items in position order: {items:?}"
+    );
+}
+
+/// A filtered subscription reports checkpoints past the events its filter skips, live and in
+/// the catch-up, so a filtered consumer's position can follow the log. (KurrentDB sends one
+/// per filter window of scanned events, so only "past the event taken" is common to both.)
+pub async fn filtered_subscriptions_report_checkpoints(store: DynEventStore) {
+    let cat_a = fresh_category();
+    let cat_b = fresh_category();
+    let filter = SubscriptionFilter::categories([cat_a.clone()]);
+    let before = store.head().await.unwrap();
+    let mut live = store
+        .subscribe(SubscribeFrom::End, filter.clone())
+        .await
+        .unwrap();
+    let (taken, _) = one_taken_then_many_skipped(&store, &cat_a, &cat_b).await;
+    let past_taken =
+        |item: &SubscriptionItem| matches!(item, SubscriptionItem::Checkpoint(p) if *p > taken);
+
+    let items = items_until(&mut live, Duration::from_secs(15), past_taken).await;
+    assert!(
+        matches!(&items[..], [SubscriptionItem::Event(e), ..] if e.position == taken),
+        "the event taken comes first: {items:?}"
+    );
+    assert!(
+        items.last().is_some_and(past_taken),
+        "no checkpoint past the skipped events: {items:?}"
+    );
+    assert_checkpoints_follow_events(&items, &cat_a);
+
+    let from = before.map_or(SubscribeFrom::Start, SubscribeFrom::After);
+    let mut catch_up = store.subscribe(from, filter).await.unwrap();
+    let items = items_until(&mut catch_up, Duration::from_secs(15), past_taken).await;
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, SubscriptionItem::Event(e) if e.position == taken)),
+        "the event taken is in the history: {items:?}"
+    );
+    assert!(
+        items.last().is_some_and(past_taken),
+        "no checkpoint past the skipped history: {items:?}"
+    );
+    assert_checkpoints_follow_events(&items, &cat_a);
+    // `next` still hands out events only.
+    let mut events_only = store
+        .subscribe(from, SubscriptionFilter::categories([cat_a.clone()]))
+        .await
+        .unwrap();
+    let got = collect_until(&mut events_only, 2, Duration::from_millis(500)).await;
+    assert_eq!(
+        got.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![taken]
+    );
+}
+
+/// Embedded: the checkpoints reach the last event scanned exactly, at the end of the catch-up
+/// and after every committed batch, so a filtered consumer reaches the store's head at once.
+pub async fn embedded_checkpoints_reach_the_head(store: DynEventStore) {
+    let cat_a = fresh_category();
+    let cat_b = fresh_category();
+    let filter = SubscriptionFilter::categories([cat_a.clone()]);
+    let mut live = store
+        .subscribe(SubscribeFrom::End, filter.clone())
+        .await
+        .unwrap();
+    let (taken, skipped) = one_taken_then_many_skipped(&store, &cat_a, &cat_b).await;
+    assert_eq!(store.head().await.unwrap(), Some(skipped));
+    let at_head = |item: &SubscriptionItem| position_of(item) == skipped;
+    let items = items_until(&mut live, Duration::from_secs(5), at_head).await;
+    assert!(items.last().is_some_and(at_head), "live: {items:?}");
+    assert_checkpoints_follow_events(&items, &cat_a);
+
+    // History only: the catch-up ends with a checkpoint at the head.
+    let mut catch_up = store
+        .subscribe(SubscribeFrom::Start, filter.clone())
+        .await
+        .unwrap();
+    let items = items_until(&mut catch_up, Duration::from_secs(5), at_head).await;
+    assert!(items.last().is_some_and(at_head), "catch-up: {items:?}");
+    let events: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            SubscriptionItem::Event(e) => Some(e.position),
+            SubscriptionItem::Checkpoint(_) => None,
+        })
+        .collect();
+    assert_eq!(events, vec![taken]);
+    // Nothing after the head: no further checkpoint while nothing is written.
+    let extra = items_until(&mut catch_up, Duration::from_millis(200), |_| true).await;
+    assert!(extra.is_empty(), "{extra:?}");
+    // An unfiltered subscription's last item is the last event: no checkpoint needed.
+    let mut all = store
+        .subscribe(SubscribeFrom::After(taken), SubscriptionFilter::All)
+        .await
+        .unwrap();
+    let items = items_until(&mut all, Duration::from_secs(5), at_head).await;
+    assert_eq!(items.len(), 300);
+    assert!(items
+        .iter()
+        .all(|i| matches!(i, SubscriptionItem::Event(_))));
 }
 
 /// A stream that does not exist reads as empty; bad appends are typed errors that write nothing.

@@ -1,7 +1,8 @@
 //! End-to-end test support: the event store conformance suite (run against every backend by
-//! `tests/store_conformance.rs`), helpers that start a real server on 127.0.0.1, and a
-//! throwaway PostgreSQL server (`postgres`).
+//! `tests/store_conformance.rs`), helpers that start a real server on 127.0.0.1, a throwaway
+//! PostgreSQL server (`postgres`) and a tiny file system to fill (`tinyfs`).
 
 pub mod conformance;
 pub mod postgres;
 pub mod server;
+pub mod tinyfs;

@@ -1,9 +1,12 @@
 //! Durability: a child process appends continuously and is killed with SIGKILL; after a restart
 //! every event it saw acknowledged is there, in order, and the store opens cleanly and takes
-//! new appends. Three kills at different moments on the same data directory.
+//! new appends. Three kills at different moments on the same data directory. And a data
+//! directory whose files disagree (an emptied, missing or older log) is refused, never opened
+//! as a shorter or empty history.
 
+use ichigen_shared::store::embedded::schema::INDEX_FILE_NAME;
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use ichigen_shared::store::{read_whole_stream, EventStore, ExpectedRevision};
+use ichigen_shared::store::{read_whole_stream, EventStore, ExpectedRevision, StoreError};
 use ichigen_tests::conformance::event;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -208,5 +211,159 @@ async fn a_lost_stream_index_is_rebuilt_from_the_log() {
         )
         .await
         .is_err());
+    store.shutdown().await;
+}
+
+/// A store with 50 acknowledged events in `dir`, shut down cleanly (no WAL left).
+async fn store_with_50_events(dir: &std::path::Path) -> Vec<uuid::Uuid> {
+    let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..50u64 {
+        let e = event("Received.v1", serde_json::json!({ "i": i }));
+        ids.push(e.id);
+        store
+            .append(&format!("files-{}", i % 5), ExpectedRevision::Any, vec![e])
+            .await
+            .unwrap();
+    }
+    store.shutdown().await;
+    ids
+}
+
+async fn refused(dir: &std::path::Path) -> String {
+    match EmbeddedStore::open(dir, EmbeddedOptions::default()).await {
+        Err(StoreError::Corrupt(message)) => message,
+        Err(other) => panic!("refused with the wrong error: {other}"),
+        Ok(store) => {
+            let head = store.head().await.unwrap();
+            store.shutdown().await;
+            panic!("opened (head {head:?}) instead of refusing")
+        }
+    }
+}
+
+async fn all_ids(dir: &std::path::Path) -> Vec<uuid::Uuid> {
+    let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
+        .await
+        .unwrap();
+    let events = store.read_all(None, 10_000).await.unwrap();
+    store.shutdown().await;
+    events.iter().map(|e| e.id).collect()
+}
+
+/// The QA case: the log emptied on disk while the index (or only the marker written when the
+/// store was created) remains. The store refuses to open, changes nothing, and opens with
+/// every event once the log is put back.
+#[tokio::test]
+async fn an_emptied_or_missing_log_is_refused_not_opened_as_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = store_with_50_events(dir.path()).await;
+    let log = dir.path().join(EmbeddedStore::FILE_NAME);
+    let index = dir.path().join(INDEX_FILE_NAME);
+    let saved_log = std::fs::read(&log).unwrap();
+    let saved_index = std::fs::read(&index).unwrap();
+
+    // Emptied beside the index.
+    std::fs::write(&log, b"").unwrap();
+    let message = refused(dir.path()).await;
+    assert!(
+        message.contains("events.sqlite") && message.contains("empty"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(&index).unwrap(),
+        saved_index,
+        "the index is left alone"
+    );
+    // Emptied, and the index deleted too: the marker still tells.
+    std::fs::remove_file(&index).unwrap();
+    let message = refused(dir.path()).await;
+    assert!(message.contains("STORE"), "{message}");
+    // Missing altogether beside an index.
+    std::fs::remove_file(&log).unwrap();
+    std::fs::write(&index, &saved_index).unwrap();
+    let message = refused(dir.path()).await;
+    assert!(message.contains("missing"), "{message}");
+    assert!(!log.exists(), "no empty log was created");
+
+    // Put back: every acknowledged event is there.
+    std::fs::write(&log, &saved_log).unwrap();
+    assert_eq!(all_ids(dir.path()).await, ids);
+
+    // A genuinely new directory still opens as an empty store.
+    let fresh = tempfile::tempdir().unwrap();
+    assert!(all_ids(fresh.path()).await.is_empty());
+    assert!(fresh.path().join("STORE").exists());
+    assert!(all_ids(fresh.path()).await.is_empty(), "and opens again");
+}
+
+/// A log shorter than the index (an older copy put back) is refused: the index proves events
+/// were acknowledged that the log lacks. Deleting the index is the operator's explicit way to
+/// keep the older log.
+#[tokio::test]
+async fn a_log_shorter_than_its_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = store_with_50_events(dir.path()).await;
+    let log = dir.path().join(EmbeddedStore::FILE_NAME);
+    let older = std::fs::read(&log).unwrap();
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .await
+        .unwrap();
+    for i in 0..10u64 {
+        store
+            .append(
+                "files-later",
+                ExpectedRevision::Any,
+                vec![event("Received.v1", serde_json::json!({ "i": i }))],
+            )
+            .await
+            .unwrap();
+    }
+    store.shutdown().await;
+    std::fs::write(&log, &older).unwrap();
+    let message = refused(dir.path()).await;
+    assert!(
+        message.contains("position 60") && message.contains("position 50"),
+        "{message}"
+    );
+    std::fs::remove_file(dir.path().join(INDEX_FILE_NAME)).unwrap();
+    assert_eq!(all_ids(dir.path()).await, ids);
+}
+
+/// After a crash the commits may still be in the WAL only. With the log emptied, SQLite would
+/// delete that WAL on open; the store refuses first and leaves it, so putting the log back
+/// recovers every acknowledged event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_log_beside_a_crashed_stores_wal_is_refused_and_the_wal_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let acked = run_and_kill(dir.path(), 300);
+    let log = dir.path().join(EmbeddedStore::FILE_NAME);
+    let wal = dir.path().join(format!("{}-wal", EmbeddedStore::FILE_NAME));
+    let saved_log = std::fs::read(&log).unwrap();
+    let saved_wal = std::fs::read(&wal).unwrap();
+    assert!(!saved_wal.is_empty(), "the crash left a WAL");
+    std::fs::write(&log, b"").unwrap();
+    std::fs::remove_file(dir.path().join(INDEX_FILE_NAME)).unwrap();
+    std::fs::remove_file(dir.path().join("STORE")).unwrap();
+    let message = refused(dir.path()).await;
+    assert!(message.contains("events.sqlite-wal"), "{message}");
+    assert_eq!(
+        std::fs::read(&wal).unwrap(),
+        saved_wal,
+        "the WAL is left alone"
+    );
+    std::fs::write(&log, &saved_log).unwrap();
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .await
+        .unwrap();
+    for ack in &acked {
+        let events = store
+            .read_stream(&ack.stream, ack.revision, 1)
+            .await
+            .unwrap();
+        assert_eq!(events.first().map(|e| e.id), Some(ack.id));
+    }
     store.shutdown().await;
 }

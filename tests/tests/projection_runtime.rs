@@ -5,7 +5,7 @@
 use ichigen_shared::envelope::RecordedEvent;
 use ichigen_shared::projection::{self, Projection};
 use ichigen_shared::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use ichigen_shared::store::{DynEventStore, ExpectedRevision, SubscriptionFilter};
+use ichigen_shared::store::{DynEventStore, EventStore, ExpectedRevision, SubscriptionFilter};
 use ichigen_tests::conformance::event;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -107,5 +107,69 @@ async fn replays_then_follows_and_reads_its_writes() {
         handle.wait_for(far, Duration::from_millis(50)).await,
         Err(projection::WaitError::Timeout { .. })
     ));
+    store.shutdown().await;
+}
+
+/// A read model's position follows the log, not just the events it takes: a position its
+/// filter skips (the last write was another category's) or the store's head is reached at
+/// once, after the replay and live, so read-your-writes works whichever model serves the read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_position_moves_over_events_the_filter_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+        .await
+        .unwrap();
+    let store: DynEventStore = Arc::new(embedded.clone());
+    let other = |n: u64| vec![event("Other.v1", serde_json::json!({ "n": n }))];
+    store
+        .append(
+            "counted-1",
+            ExpectedRevision::Any,
+            vec![event("Counted.v1", serde_json::json!({}))],
+        )
+        .await
+        .unwrap();
+    for n in 0..50 {
+        store
+            .append("other-1", ExpectedRevision::Any, other(n))
+            .await
+            .unwrap();
+    }
+    let counter = Arc::new(Counter::default());
+    let handle = projection::spawn(store.clone(), counter.clone());
+    handle.wait_caught_up().await.unwrap();
+    assert_eq!(Some(handle.position()), embedded.head().await.unwrap());
+
+    // Live: writes the model skips, one at a time and in a burst.
+    for n in 0..20 {
+        let skipped = store
+            .append("other-2", ExpectedRevision::Any, other(n))
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        handle
+            .wait_for(skipped.position, Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    let burst: Vec<_> = (0..200)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(&format!("other-{}", n % 7), ExpectedRevision::Any, other(n))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for w in burst {
+        w.await.unwrap();
+    }
+    let head = store.head().await.unwrap().unwrap();
+    handle.wait_for(head, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(counter.per_stream.lock().unwrap().values().sum::<u64>(), 1);
+    assert_eq!(*counter.seen_other.lock().unwrap(), 0);
     store.shutdown().await;
 }

@@ -34,8 +34,9 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
 }
 
-/// Ready once the store answers and every projection has applied the history that existed
-/// when it started; 503 with what is missing otherwise.
+/// Ready once the store takes writes ([`ichigen_shared::store::EventStore::health`]: not while
+/// its disk is full or failing, nor while a server is unreachable) and every projection has
+/// applied the history that existed when it started; 503 with what is missing otherwise.
 async fn ready(readiness: web::Data<Readiness>, store: web::Data<DynEventStore>) -> HttpResponse {
     let lagging: Vec<&str> = readiness
         .projections
@@ -43,7 +44,10 @@ async fn ready(readiness: web::Data<Readiness>, store: web::Data<DynEventStore>)
         .filter(|p| !p.is_caught_up())
         .map(|p| p.name())
         .collect();
-    let store_ok = store.head().await;
+    let store_ok = match store.health().await {
+        Ok(()) => store.head().await,
+        Err(e) => Err(e),
+    };
     match (&store_ok, lagging.is_empty()) {
         (Ok(head), true) => HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",

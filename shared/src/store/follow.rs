@@ -7,13 +7,19 @@
 //! 2. read the log from the start position until a read comes back short;
 //! 3. follow the receiver, skipping positions already delivered.
 //!
-//! The broadcast carries a batch only once it is committed, so an event is either visible to
-//! the reads of step 2 or broadcast after step 1 (or both, and then deduplicated by position).
+//! A batch is broadcast only once it is committed (visible to reads), so an event is either
+//! visible to the reads of step 2 or broadcast after step 1 (or both, and then deduplicated by
+//! position); an event committed before step 1 but after the start position is read by step 2.
 //! Positions are gapless, so a jump in the live feed (a subscriber too slow for the broadcast
 //! buffer) is seen, and the subscription goes back to step 1.
+//!
+//! After each page of step 2 and each batch of step 3 whose last events the filter skipped, the
+//! subscription sends a [`SubscriptionItem::Checkpoint`] of the last position it scanned, so a
+//! filtered consumer's position follows the log, not just the events it takes. An unfiltered
+//! subscription (or one whose page ended on a delivered event) sends none.
 
 use crate::envelope::RecordedEvent;
-use crate::store::{StoreError, Subscription, SubscriptionFilter};
+use crate::store::{Position, StoreError, Subscription, SubscriptionFilter, SubscriptionItem};
 use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -21,7 +27,7 @@ use tokio::sync::mpsc;
 
 /// Events read per page of the catch-up.
 const PAGE: usize = 2048;
-/// Events a subscription buffers before its consumer must take them.
+/// Items a subscription buffers before its consumer must take them.
 const DELIVERY_BUFFER: usize = 4096;
 
 /// A committed batch, in position order.
@@ -36,14 +42,14 @@ pub(crate) trait Log: Send + Sync + 'static {
     fn live(&self) -> broadcast::Receiver<Batch>;
 }
 
-/// Starts a subscription after the sequence number `start` (0: from the first event). The
-/// receiver of step 1 is taken here, before this returns, so a caller that read the head as
-/// `start` misses nothing committed since.
+/// Starts a subscription after the sequence number `start` (0: from the first event).
 pub(crate) fn spawn<L: Log>(log: L, start: u64, filter: SubscriptionFilter) -> Subscription {
     let (tx, rx) = mpsc::channel(DELIVERY_BUFFER);
     let mut live = log.live();
     let mut last = start;
     tokio::spawn(async move {
+        // Last position delivered, as an event or a checkpoint.
+        let mut sent = last;
         'catch_up: loop {
             // Step 2: history.
             loop {
@@ -57,11 +63,15 @@ pub(crate) fn spawn<L: Log>(log: L, start: u64, filter: SubscriptionFilter) -> S
                 let done = page.len() < PAGE;
                 for event in page {
                     last = event.position.commit;
-                    if filter.matches(&event.stream, &event.event_type)
-                        && tx.send(Ok(event)).await.is_err()
-                    {
-                        return;
+                    if filter.matches(&event.stream, &event.event_type) {
+                        sent = last;
+                        if tx.send(Ok(SubscriptionItem::Event(event))).await.is_err() {
+                            return;
+                        }
                     }
+                }
+                if !checkpoint(&tx, &mut sent, last).await {
+                    return;
                 }
                 if done {
                     break;
@@ -85,11 +95,19 @@ pub(crate) fn spawn<L: Log>(log: L, start: u64, filter: SubscriptionFilter) -> S
                                 continue 'catch_up;
                             }
                             last = seq;
-                            if filter.matches(&event.stream, &event.event_type)
-                                && tx.send(Ok(event.clone())).await.is_err()
-                            {
-                                return;
+                            if filter.matches(&event.stream, &event.event_type) {
+                                sent = last;
+                                if tx
+                                    .send(Ok(SubscriptionItem::Event(event.clone())))
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
                             }
+                        }
+                        if !checkpoint(&tx, &mut sent, last).await {
+                            return;
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
@@ -104,3 +122,17 @@ pub(crate) fn spawn<L: Log>(log: L, start: u64, filter: SubscriptionFilter) -> S
     });
     Subscription::from_channel(rx)
 }
+
+/// Sends a checkpoint at `last` if the subscription scanned past what it delivered; `false` once
+/// the consumer is gone.
+async fn checkpoint(tx: &Sender, sent: &mut u64, last: u64) -> bool {
+    if last <= *sent {
+        return true;
+    }
+    *sent = last;
+    tx.send(Ok(SubscriptionItem::Checkpoint(Position::sequence(last))))
+        .await
+        .is_ok()
+}
+
+type Sender = mpsc::Sender<Result<SubscriptionItem, crate::store::StoreError>>;

@@ -16,7 +16,7 @@
 
 use super::{
     validate_append, AppendResult, EventStore, ExpectedRevision, Position, StoreError,
-    SubscribeFrom, Subscription, SubscriptionFilter,
+    SubscribeFrom, Subscription, SubscriptionFilter, SubscriptionItem,
 };
 use crate::auth::Actor;
 use crate::envelope::{Metadata, NewEvent, RecordedEvent};
@@ -376,7 +376,8 @@ impl EventStore for KurrentStore {
     /// The `kurrentdb` client re-subscribes by itself after a dropped connection (bounded by
     /// [`SUBSCRIPTION_RETRY_LIMIT`]), from the last event it delivered; a resubscription may hand
     /// that event over again, so the forwarding task drops every event at or before the last one
-    /// it delivered. System events and filter checkpoints are never delivered.
+    /// it delivered. System events are never delivered; the server's filter checkpoints (one
+    /// per window of scanned events) become [`SubscriptionItem::Checkpoint`]s.
     ///
     /// Waits for the server to confirm the subscription, so that an unreachable server or a
     /// refused start position fails here rather than as the first item.
@@ -420,6 +421,7 @@ impl EventStore for KurrentStore {
             subscription,
             filter,
             last_delivered,
+            last_sent: last_delivered,
             tx,
             shutdown: self.shutdown.subscribe(),
             url: self.url.clone(),
@@ -494,7 +496,9 @@ struct Forwarder {
     subscription: kdb::Subscription,
     filter: SubscriptionFilter,
     last_delivered: Option<Position>,
-    tx: mpsc::Sender<Result<RecordedEvent, StoreError>>,
+    /// The last event or checkpoint handed to the consumer.
+    last_sent: Option<Position>,
+    tx: mpsc::Sender<Result<SubscriptionItem, StoreError>>,
     shutdown: watch::Receiver<bool>,
     url: String,
 }
@@ -521,7 +525,22 @@ impl Forwarder {
                     _ = self.tx.closed() => return,
                     next = self.subscription.next_subscription_event() => match next {
                         Ok(kdb::SubscriptionEvent::EventAppeared(resolved)) => resolved,
-                        // Confirmations, filter checkpoints, caught-up/fell-behind notices.
+                        // The server scanned up to here: every matching event up to it was
+                        // delivered (a checkpoint is the position of the last event scanned).
+                        Ok(kdb::SubscriptionEvent::Checkpoint(position)) => {
+                            let position = from_kdb_position(position);
+                            if !passed(&mut self.last_delivered, &mut self.last_sent, position) {
+                                continue;
+                            }
+                            let item = SubscriptionItem::Checkpoint(position);
+                            tokio::select! {
+                                sent = self.tx.send(Ok(item)) => if sent.is_err() { return },
+                                _ = &mut stopped => return,
+                            }
+                            continue;
+                        }
+                        // Confirmations, caught-up/fell-behind notices. (A caught-up notice's
+                        // position may be that of an event still to come: not a checkpoint.)
                         Ok(_) => continue,
                         Err(e) => {
                             tracing::warn!(url = %self.url, error = %e, "KurrentDB subscription to $all ended");
@@ -551,7 +570,8 @@ impl Forwarder {
             ) {
                 continue;
             }
-            let decoded = decode_event(event);
+            self.last_sent = Some(position);
+            let decoded = SubscriptionItem::Event(decode_event(event));
             tokio::select! {
                 sent = self.tx.send(Ok(decoded)) => if sent.is_err() { return },
                 _ = &mut stopped => return,
@@ -575,6 +595,25 @@ fn admit(
     }
     *last_delivered = Some(position);
     !is_system(stream, event_type) && filter.matches(stream, event_type)
+}
+
+/// Whether a server checkpoint at `position` is news to the consumer, i.e. beyond `last_sent`
+/// (the last event or checkpoint it was given). Either way `last_delivered` moves up to it:
+/// every matching event up to it was delivered, so a redelivery after a resubscription is
+/// dropped.
+fn passed(
+    last_delivered: &mut Option<Position>,
+    last_sent: &mut Option<Position>,
+    position: Position,
+) -> bool {
+    if last_delivered.is_none_or(|last| position > last) {
+        *last_delivered = Some(position);
+    }
+    if last_sent.is_some_and(|last| position <= last) {
+        return false;
+    }
+    *last_sent = Some(position);
+    true
 }
 
 /// KurrentDB's own events: projection links and state, settings, scavenges, users. Their streams
@@ -1211,6 +1250,30 @@ mod tests {
         let shown = format!("{:?}", ServerFilter::ExcludeSystemEvents.to_kurrent());
         assert!(shown.contains("based_on_stream: false"), "{shown}");
         assert!(shown.contains("^[^\\\\$]"), "{shown}");
+    }
+
+    /// A server checkpoint reaches the consumer once, only when beyond what it was given, and
+    /// makes a later redelivery of an event before it recognisable.
+    #[test]
+    fn server_checkpoints_are_passed_on_once_and_move_the_cursor() {
+        let p = Position::sequence;
+        let (mut delivered, mut sent) = (Some(p(10)), Some(p(10)));
+        assert!(!passed(&mut delivered, &mut sent, p(10)));
+        assert!(passed(&mut delivered, &mut sent, p(40)));
+        assert_eq!((delivered, sent), (Some(p(40)), Some(p(40))));
+        assert!(!passed(&mut delivered, &mut sent, p(40)));
+        let inventory = SubscriptionFilter::categories(["inventory"]);
+        assert!(!admit(
+            &mut delivered,
+            p(39),
+            "inventory-A@S1",
+            "StockReceived.v1",
+            &inventory
+        ));
+        // A filtered event seen (not sent) does not hide the checkpoint at it.
+        let (mut delivered, mut sent) = (Some(p(12)), Some(p(10)));
+        assert!(passed(&mut delivered, &mut sent, p(12)));
+        assert_eq!((delivered, sent), (Some(p(12)), Some(p(12))));
     }
 
     #[test]

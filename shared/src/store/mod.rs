@@ -213,25 +213,67 @@ pub enum SubscribeFrom {
     End,
 }
 
+/// What a subscription delivers.
+#[derive(Clone, Debug)]
+pub enum SubscriptionItem {
+    /// The next matching event.
+    Event(RecordedEvent),
+    /// Every matching event up to this position has been delivered: the subscription scanned
+    /// past events its filter skips. A filtered consumer advances its own position by it
+    /// (read-your-writes waits, stored checkpoints) while nothing it takes is written; without
+    /// it, a read model would stand still at its last matching event, below the store's head.
+    Checkpoint(Position),
+}
+
 /// A catch-up subscription: first the history, then live events, with no gap and no duplicate
 /// between the two. Ends with an error item if the backend fails; dropping it unsubscribes.
+///
+/// Besides events it carries [`SubscriptionItem::Checkpoint`]s: the embedded store sends one
+/// after each page or committed batch it scanned whose last events the filter skipped (and so
+/// at the end of the catch-up), KurrentDB after every filter window the server scanned (and
+/// when the subscription caught up). A checkpoint is never below an event delivered before it.
+/// [`Subscription::next`] passes them over, for consumers that only want events;
+/// [`Subscription::next_item`] hands them out.
 pub struct Subscription {
-    rx: mpsc::Receiver<Result<RecordedEvent, StoreError>>,
+    rx: mpsc::Receiver<Result<SubscriptionItem, StoreError>>,
 }
 
 impl Subscription {
     /// Backends build a subscription from the receiving end of their delivery channel.
-    pub fn from_channel(rx: mpsc::Receiver<Result<RecordedEvent, StoreError>>) -> Self {
+    pub fn from_channel(rx: mpsc::Receiver<Result<SubscriptionItem, StoreError>>) -> Self {
         Subscription { rx }
     }
 
-    /// The next event; `None` when the store is shut down.
+    /// The next event (checkpoints are passed over); `None` when the store is shut down.
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        loop {
+            match self.rx.recv().await? {
+                Ok(SubscriptionItem::Event(e)) => return Some(Ok(e)),
+                Ok(SubscriptionItem::Checkpoint(_)) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The next event if one is ready now (lets consumers apply what is ready as one batch);
+    /// checkpoints are passed over.
+    pub fn try_next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        loop {
+            match self.rx.try_recv().ok()? {
+                Ok(SubscriptionItem::Event(e)) => return Some(Ok(e)),
+                Ok(SubscriptionItem::Checkpoint(_)) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The next event or checkpoint; `None` when the store is shut down.
+    pub async fn next_item(&mut self) -> Option<Result<SubscriptionItem, StoreError>> {
         self.rx.recv().await
     }
 
-    /// The next event if one is ready now (lets consumers apply what is ready as one batch).
-    pub fn try_next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+    /// The next event or checkpoint if one is ready now.
+    pub fn try_next_item(&mut self) -> Option<Result<SubscriptionItem, StoreError>> {
         self.rx.try_recv().ok()
     }
 }
@@ -276,6 +318,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Position of the last event written, `None` for an empty store.
     async fn head(&self) -> Result<Option<Position>, StoreError>;
+
+    /// Whether the store takes appends now (what readiness reports): `Err` while it cannot,
+    /// e.g. an embedded store whose disk is full or failing, or an unreachable server. By
+    /// default, whether it answers [`EventStore::head`].
+    async fn health(&self) -> Result<(), StoreError> {
+        self.head().await.map(|_| ())
+    }
 
     /// Flushes and closes; further calls fail with [`StoreError::Closed`].
     async fn shutdown(&self);

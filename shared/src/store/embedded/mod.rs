@@ -6,13 +6,17 @@
 //!   transaction and one sync, checking each against its own expected revision.
 //! * **Reads** run on a small pool of read connections on the blocking thread pool; WAL readers
 //!   never wait for the writer.
-//! * **Subscriptions** ([`live`]) catch up from the table, then follow the writer's broadcast of
+//! * **Subscriptions** ([`crate::store::follow`]) catch up from the table, then follow the writer's broadcast of
 //!   committed batches, with no gap and no duplicate at the handover.
 //! * **One process per data directory**, enforced with an exclusive lock on `LOCK`.
+//! * **A full or failing disk** fails appends at once with [`StoreError::Unavailable`] and
+//!   marks the store degraded ([`health`]) until writes pass again; nothing acknowledged is
+//!   lost, and nothing waits for the disk.
 
 mod checkpointer;
+pub mod files;
+mod health;
 mod indexer;
-mod live;
 pub mod schema;
 mod writer;
 
@@ -27,7 +31,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use writer::{AppendRequest, Command, CommittedBatch, Writer};
 
@@ -75,15 +79,25 @@ struct Inner {
     readers: ReaderPool,
     /// How far the stream index has got (the indexer publishes it after each batch).
     indexed: tokio::sync::watch::Receiver<u64>,
+    health: Arc<health::Health>,
     max_event_bytes: usize,
 }
+
+/// Longest a stream read waits for the index to reach what was committed when it began (it
+/// takes one index batch, milliseconds; this bounds a disk that hangs).
+const INDEX_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest a health check waits for the writer's trial write.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 impl EmbeddedStore {
     /// The file the events live in, inside the data directory.
     pub const FILE_NAME: &'static str = "events.sqlite";
 
     /// Opens (or creates) the store in `dir`. Fails with [`StoreError::Locked`] if another
-    /// process has it open and [`StoreError::Corrupt`] if the file is not an Ichigen store.
+    /// process has it open, and with [`StoreError::Corrupt`] if the file is not an Ichigen
+    /// store or the directory's files disagree: a missing or empty log where a store was
+    /// (see [`files`]), a stream index that covers events the log lacks.
     pub async fn open(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || Self::open_blocking(&dir, options))
@@ -120,8 +134,10 @@ impl EmbeddedStore {
             }
         }
 
+        let marker = files::check_before_open(dir)?;
         let file = dir.join(Self::FILE_NAME);
-        let conn = schema::open_writer(&file)?;
+        let (conn, store_id) = schema::open_writer(&file)?;
+        files::settle_marker(dir, marker, store_id)?;
         let head = Arc::new(AtomicU64::new(0));
         let (indexed_tx, indexed) = tokio::sync::watch::channel(0u64);
         let (live_sender, live) = broadcast::channel(options.live_buffer_batches.max(16));
@@ -135,6 +151,7 @@ impl EmbeddedStore {
             indexed_tx,
             &options,
         )?;
+        let health = writer.health();
         let (commands, rx) = mpsc::channel(options.queue_capacity.max(1));
         std::thread::Builder::new()
             .name("ichigen-store-writer".into())
@@ -145,6 +162,7 @@ impl EmbeddedStore {
                 commands,
                 head,
                 indexed,
+                health,
                 live: Mutex::new(live),
                 readers: ReaderPool {
                     file,
@@ -233,6 +251,17 @@ impl ReaderPool {
 }
 
 #[async_trait]
+impl crate::store::follow::Log for EmbeddedStore {
+    async fn read_after(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_after(after, max).await
+    }
+
+    fn live(&self) -> broadcast::Receiver<CommittedBatch> {
+        self.live_receiver()
+    }
+}
+
+#[async_trait]
 impl EventStore for EmbeddedStore {
     async fn append(
         &self,
@@ -278,12 +307,34 @@ impl EventStore for EmbeddedStore {
         // A reader that reacts to an event it was delivered (a process manager loading the
         // aggregate) must see that event in the stream: wait until the index covers everything
         // committed when the read began (at most one index batch).
+        // While the index cannot be updated (a full disk), it fails at once instead.
         let committed = self.inner.head.load(Ordering::Acquire);
         let mut indexed = self.inner.indexed.clone();
-        if *indexed.borrow() < committed
-            && indexed.wait_for(|upto| *upto >= committed).await.is_err()
-        {
-            return Err(StoreError::Io("the stream index stopped".into()));
+        if *indexed.borrow() < committed {
+            let health = &self.inner.health;
+            // A failing index is asked to try again now: the read waits for that one try.
+            let failures = health.index_failures();
+            if health.index_failing() {
+                health.nudge_index();
+            }
+            let caught_up =
+                indexed.wait_for(|upto| *upto >= committed || health.index_failures() > failures);
+            match tokio::time::timeout(INDEX_WAIT, caught_up).await {
+                Ok(Ok(upto)) if *upto >= committed => {}
+                Ok(Ok(_)) => {
+                    return Err(StoreError::Unavailable(
+                        health
+                            .problem()
+                            .unwrap_or_else(|| "the stream index is behind the log".into()),
+                    ))
+                }
+                Ok(Err(_)) => return Err(StoreError::Io("the stream index stopped".into())),
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the stream index did not reach position {committed} within {INDEX_WAIT:?}"
+                    )))
+                }
+            }
         }
         let stream = stream.to_string();
         self.read(move |conn| {
@@ -312,13 +363,44 @@ impl EventStore for EmbeddedStore {
         from: SubscribeFrom,
         filter: SubscriptionFilter,
     ) -> Result<Subscription, StoreError> {
-        Ok(live::spawn(self.clone(), from, filter))
+        let start = match from {
+            SubscribeFrom::Start => 0,
+            SubscribeFrom::After(p) => p.commit,
+            SubscribeFrom::End => self.inner.head.load(Ordering::Acquire),
+        };
+        Ok(crate::store::follow::spawn(self.clone(), start, filter))
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         match self.inner.head.load(Ordering::Acquire) {
             0 => Ok(None),
             seq => Ok(Some(Position::sequence(seq))),
+        }
+    }
+
+    /// `Err` while a commit to the log or an update of the stream index fails (see
+    /// [`health`]). Each failing part is first asked to try again (the writer a small write,
+    /// the indexer its update), so a store without appends is seen to recover too.
+    async fn health(&self) -> Result<(), StoreError> {
+        let health = &self.inner.health;
+        if health.log_failing() {
+            let (tried, done) = oneshot::channel();
+            if self.inner.commands.try_send(Command::Probe(tried)).is_ok() {
+                let _ = tokio::time::timeout(PROBE_WAIT, done).await;
+            }
+        }
+        if health.index_failing() {
+            // Ask the indexer to try again now, and wait for that try.
+            let failures = health.index_failures();
+            health.nudge_index();
+            let mut indexed = self.inner.indexed.clone();
+            let tried =
+                indexed.wait_for(|_| !health.index_failing() || health.index_failures() > failures);
+            let _ = tokio::time::timeout(PROBE_WAIT, tried).await;
+        }
+        match health.problem() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Unavailable(why)),
         }
     }
 

@@ -9,7 +9,9 @@
 //! * `events.index.sqlite`, attached as `idx`: `streams (stream, revision) → position`, the
 //!   index for reading a stream. It is derived from the log, so it is written without syncing
 //!   (`synchronous = OFF`) by the indexer thread after each log commit (before the ack), and repaired on open from the log
-//!   (`idx.meta.indexed_upto`); a lost or corrupt index file is rebuilt. Keeping it out of the
+//!   (`idx.meta.indexed_upto`); a lost or corrupt index file (or another store's) is rebuilt, an
+//!   index ahead of the log refused (see `open_index`). The log's `meta` table holds the
+//!   store's id (see `files`). Keeping it out of the
 //!   synced file matters: with many streams each event dirties its own index page, and syncing
 //!   those pages cut group-commit throughput by three to four times.
 //!
@@ -20,7 +22,7 @@ use crate::auth::Actor;
 use crate::envelope::{Metadata, RecordedEvent};
 use crate::store::{Position, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS events (
     actor          TEXT    NOT NULL,
     occurred_at    INTEGER NOT NULL
 );
-;";
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
 
 /// The stream index (attached as `idx`).
 pub const INDEX_LAYOUT: &str = "
@@ -109,42 +112,106 @@ fn attach_index(conn: &Connection, file: &Path) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Why the index could not be attached as it is.
+enum IndexProblem {
+    /// Damaged or unreadable: rebuilt from the log.
+    Sqlite(rusqlite::Error),
+    /// Another store's index: rebuilt from the log.
+    OtherStore(String),
+    /// It covers events the log does not have: the log lost acknowledged events, refused.
+    Ahead(StoreError),
+}
+
+impl From<rusqlite::Error> for IndexProblem {
+    fn from(e: rusqlite::Error) -> Self {
+        IndexProblem::Sqlite(e)
+    }
+}
+
 /// Attaches the index to the writer, creating or rebuilding it, and brings it up to the log.
-fn open_index(conn: &Connection, file: &Path) -> Result<(), StoreError> {
-    let prepare = |conn: &Connection| -> rusqlite::Result<()> {
+///
+/// The index is derived, so a damaged one, or one of another store (its `meta.store_id`), is
+/// deleted and rebuilt. But one that has indexed further than the log reaches proves that the
+/// log lost events that were acknowledged (an older copy put back, a truncated file): that is
+/// refused, never papered over by dropping the index.
+fn open_index(conn: &Connection, file: &Path, store_id: Uuid) -> Result<(), StoreError> {
+    let path = index_path(file);
+    let prepare = |conn: &Connection| -> Result<(), IndexProblem> {
         attach_index(conn, file)?;
         conn.execute_batch(
             "PRAGMA idx.journal_mode = WAL; PRAGMA idx.synchronous = OFF; \
              PRAGMA idx.cache_size = -65536;",
         )?;
         conn.execute_batch(INDEX_LAYOUT)?;
-        // An index ahead of the log (it cannot be, but a copied directory might) is dropped.
-        let ahead: i64 = conn.query_row(
-            "SELECT (SELECT value FROM idx.meta WHERE key = 'indexed_upto') > \
-             (SELECT coalesce(max(position), 0) FROM events)",
+        conn.execute(
+            "INSERT OR IGNORE INTO idx.meta VALUES ('store_id', ?1)",
+            [store_id.to_string()],
+        )?;
+        let indexed_for: String = conn.query_row(
+            "SELECT CAST(value AS TEXT) FROM idx.meta WHERE key = 'store_id'",
             [],
             |r| r.get(0),
         )?;
-        if ahead != 0 {
-            conn.execute_batch(
-                "DELETE FROM idx.streams; UPDATE idx.meta SET value = 0 WHERE key = 'indexed_upto';",
-            )?;
+        if indexed_for != store_id.to_string() {
+            return Err(IndexProblem::OtherStore(indexed_for));
         }
-        catch_up_index(conn)
+        let (indexed, logged): (i64, i64) = conn.query_row(
+            "SELECT (SELECT value FROM idx.meta WHERE key = 'indexed_upto'), \
+             (SELECT coalesce(max(position), 0) FROM events)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if indexed > logged {
+            return Err(IndexProblem::Ahead(StoreError::Corrupt(format!(
+                "{} has indexed events up to position {indexed}, but {} ends at position \
+                 {logged}: acknowledged events are missing from the log (an older or truncated \
+                 copy?). Restore the log; to keep this log as it is, delete {INDEX_FILE_NAME} \
+                 (and its -wal) so that the index is rebuilt from it",
+                path.display(),
+                file.display()
+            ))));
+        }
+        Ok(catch_up_index(conn)?)
     };
-    match prepare(conn) {
-        Ok(()) => Ok(()),
-        Err(first) => {
-            // The index is derived data: a damaged one is deleted and rebuilt from the log.
-            tracing::warn!(error = %first, "stream index unusable; rebuilding it from the log");
-            let _ = conn.execute_batch("DETACH DATABASE idx");
-            let path = index_path(file);
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-            prepare(conn).map_err(|e| open_error(&path, e))
-        }
+    let why = match prepare(conn) {
+        Ok(()) => return Ok(()),
+        Err(IndexProblem::Ahead(refused)) => return Err(refused),
+        Err(IndexProblem::Sqlite(e)) => e.to_string(),
+        Err(IndexProblem::OtherStore(id)) => format!("it is the index of store {id}"),
+    };
+    // The index is derived data: a damaged one is deleted and rebuilt from the log.
+    tracing::warn!(error = %why, "stream index unusable; rebuilding it from the log");
+    let _ = conn.execute_batch("DETACH DATABASE idx");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+    prepare(conn).map_err(|problem| match problem {
+        IndexProblem::Sqlite(e) => open_error(&path, e),
+        IndexProblem::OtherStore(id) => StoreError::Io(format!(
+            "{}: a rebuilt index still names store {id}",
+            path.display()
+        )),
+        IndexProblem::Ahead(refused) => refused,
+    })
+}
+
+/// The store's id, kept in the log's `meta` (made on first open, also for a log older than the
+/// id: the marker and the index then take it from here).
+fn store_id(conn: &Connection) -> rusqlite::Result<Uuid> {
+    let found: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(id) = found.and_then(|text| Uuid::parse_str(&text).ok()) {
+        return Ok(id);
+    }
+    let id = Uuid::new_v4();
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('store_id', ?1)",
+        [id.to_string()],
+    )?;
+    Ok(id)
 }
 
 pub const COLUMNS: &str =
@@ -153,8 +220,9 @@ pub const COLUMNS: &str =
 pub const INSERT: &str = "INSERT INTO events (position, stream, revision, id, type, data, \
      correlation_id, causation_id, actor, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-/// Opens the writer's connection, creating or checking the layout.
-pub(super) fn open_writer(file: &Path) -> Result<Connection, StoreError> {
+/// Opens the writer's connection, creating or checking the layout; returns it with the
+/// store's id.
+pub(super) fn open_writer(file: &Path) -> Result<(Connection, Uuid), StoreError> {
     let conn = Connection::open(file).map_err(|e| open_error(file, e))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -193,8 +261,9 @@ pub(super) fn open_writer(file: &Path) -> Result<Connection, StoreError> {
     }
     conn.execute_batch(LAYOUT)
         .map_err(|e| open_error(file, e))?;
-    open_index(&conn, file)?;
-    Ok(conn)
+    let store_id = store_id(&conn).map_err(|e| open_error(file, e))?;
+    open_index(&conn, file, store_id)?;
+    Ok((conn, store_id))
 }
 
 /// Opens a read connection. Readers never block the writer in WAL mode.

@@ -14,8 +14,19 @@
 //! revision (or no stream) is checked against the events at that place in the stream, as
 //! KurrentDB does; any retry is also checked against the ids of the last
 //! [`RECENT_IDS`] events, kept in memory and reloaded on open.
+//!
+//! A commit that fails (a full disk, an I/O error) answers every append of its batch at once
+//! with [`StoreError::Unavailable`] and marks the store degraded ([`Health`]). What the batch
+//! assumed in memory (revisions, recent ids, the next position) is undone from what the batch
+//! itself recorded, never reloaded from disk or from the stream index, which may be failing
+//! too: nothing here waits for the disk to recover. The head and the live feed move only after
+//! a commit succeeded. Later appends are tried as they come; the store counts as recovered
+//! once a probe passes ([`Writer::probe`]: room on the disk, and a small commit), run on a
+//! health check and after a commit that passes while degraded. (A commit alone does not tell:
+//! a full disk still takes one that fits in the WAL's existing space.)
 
 use super::checkpointer::Checkpointer;
+use super::health::Health;
 use super::indexer::{Ack, Acks, Indexer};
 use super::schema::{self, INSERT};
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -29,7 +40,7 @@ use std::time::Instant;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// A batch of committed events, as broadcast to live subscribers.
-pub(super) type CommittedBatch = Arc<Vec<RecordedEvent>>;
+pub(super) type CommittedBatch = crate::store::follow::Batch;
 
 pub(super) struct AppendRequest {
     pub stream: String,
@@ -41,6 +52,9 @@ pub(super) struct AppendRequest {
 
 pub(super) enum Command {
     Append(AppendRequest),
+    /// While the log is failing: try a small write (answered when tried), so that a store
+    /// without appends finds out when the disk takes writes again.
+    Probe(oneshot::Sender<()>),
     /// Finish what is queued, checkpoint the WAL and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -56,6 +70,8 @@ pub(super) const RECENT_IDS: usize = 262_144;
 struct RecentIds {
     positions: HashMap<uuid::Uuid, u64>,
     order: std::collections::VecDeque<uuid::Uuid>,
+    /// Ids inserted ever (so that a failed batch can take back its own).
+    inserted: u64,
 }
 
 impl RecentIds {
@@ -63,6 +79,7 @@ impl RecentIds {
         let mut recent = RecentIds {
             positions: HashMap::with_capacity(RECENT_IDS),
             order: std::collections::VecDeque::with_capacity(RECENT_IDS),
+            inserted: 0,
         };
         let from = last.saturating_sub(RECENT_IDS as u64);
         let mut stmt =
@@ -87,6 +104,18 @@ impl RecentIds {
         }
         self.positions.insert(id, position);
         self.order.push_back(id);
+        self.inserted += 1;
+    }
+
+    /// Forgets the ids inserted since `mark` (a value of `inserted`): a batch that did not
+    /// commit. (Older ids it evicted stay forgotten: the window is only shorter for a while.)
+    fn forget_since(&mut self, mark: u64) {
+        for _ in mark..self.inserted {
+            if let Some(id) = self.order.pop_back() {
+                self.positions.remove(&id);
+            }
+        }
+        self.inserted = mark;
     }
 
     fn get(&self, id: &uuid::Uuid) -> Option<u64> {
@@ -116,11 +145,30 @@ pub(super) struct Writer {
     checkpointer: Checkpointer,
     batch_size: Arc<Histogram>,
     commit_latency: Arc<Histogram>,
+    /// Set when a commit fails, cleared by a probe that passes.
+    health: Arc<Health>,
+    /// The file a probe writes to see that the disk has room.
+    space_probe: std::path::PathBuf,
+    /// When the last probe ran (probes after commits run at most every [`PROBE_EVERY`]).
+    probed_at: Option<Instant>,
 }
+
+/// Least time between two probes made after commits while degraded.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The outcome of one append inside a batch: its own result, or an SQLite failure that dooms
 /// the whole transaction.
 type Outcome = Result<Result<AppendResult, StoreError>, rusqlite::Error>;
+
+/// What a batch wrote while its transaction is open.
+#[derive(Default)]
+struct Written {
+    /// The events, for the live feed once committed.
+    events: Vec<RecordedEvent>,
+    /// (append's index in the batch, the stream's revision before it): undone in reverse if
+    /// the commit fails.
+    undo: Vec<(usize, Option<u64>)>,
+}
 
 impl Writer {
     pub(super) fn new(
@@ -132,6 +180,7 @@ impl Writer {
         indexed: tokio::sync::watch::Sender<u64>,
         options: &super::EmbeddedOptions,
     ) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::default());
         let max_batch_events = options.max_batch_events;
         let last: Option<i64> = conn
             .query_row("SELECT max(position) FROM events", [], |r| r.get(0))
@@ -155,6 +204,7 @@ impl Writer {
             append_latency,
             indexed,
             checkpointer.index.clone(),
+            health.clone(),
         )?;
         Ok(Writer {
             conn,
@@ -183,12 +233,21 @@ impl Writer {
                 LATENCY_BUCKETS,
                 &labels,
             ),
+            health,
+            space_probe: file.with_file_name(super::files::SPACE_PROBE_FILE_NAMES[0]),
+            probed_at: None,
         })
+    }
+
+    /// Whether the store can write now (the writer's and the indexer's failures).
+    pub(super) fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 
     /// The writer thread's loop: runs until shut down or every handle is dropped.
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut batch: Vec<AppendRequest> = Vec::new();
+        let mut probes: Vec<oneshot::Sender<()>> = Vec::new();
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         while shutdown.is_none() {
             let Some(first) = rx.blocking_recv() else {
@@ -202,6 +261,7 @@ impl Writer {
                         events += req.events.len();
                         batch.push(req);
                     }
+                    Command::Probe(done) => probes.push(done),
                     Command::Shutdown(done) => shutdown = Some(done),
                 }
                 if events < self.max_batch_events && shutdown.is_none() {
@@ -211,14 +271,28 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit_batch(std::mem::take(&mut batch));
             }
+            if !probes.is_empty() {
+                if self.health.log_failing() {
+                    self.probe();
+                }
+                for done in probes.drain(..) {
+                    let _ = done.send(());
+                }
+            }
             // Between batches: copy what is left of a long WAL, so the next batch restarts it.
             self.checkpointer.log.run_if_asked(&self.conn);
         }
         // Refuse what comes after the shutdown, then answer what was queued with Closed.
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
-            if let Command::Append(req) = cmd {
-                let _ = req.reply.send(Err(StoreError::Closed));
+            match cmd {
+                Command::Append(req) => {
+                    let _ = req.reply.send(Err(StoreError::Closed));
+                }
+                Command::Probe(done) => {
+                    let _ = done.send(());
+                }
+                Command::Shutdown(_) => {}
             }
         }
         // Answer everything committed before closing.
@@ -237,18 +311,20 @@ impl Writer {
     fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
         let started = Instant::now();
         let first_position = self.next_position;
-        let mut committed: Vec<RecordedEvent> = Vec::new();
+        let recent_mark = self.recent.inserted;
+        let mut written = Written::default();
         let result = (|| -> Result<Vec<Result<AppendResult, StoreError>>, rusqlite::Error> {
             let tx = self.conn.unchecked_transaction()?;
             let mut outcomes = Vec::with_capacity(batch.len());
-            for req in &batch {
+            for (i, req) in batch.iter().enumerate() {
                 outcomes.push(Self::append_one(
                     &tx,
                     &mut self.revisions,
                     &mut self.recent,
                     &mut self.next_position,
+                    i,
                     req,
-                    &mut committed,
+                    &mut written,
                 )?);
             }
             tx.commit()?;
@@ -257,11 +333,11 @@ impl Writer {
         match result {
             Ok(outcomes) => {
                 self.commit_latency.observe_duration(started.elapsed());
-                self.batch_size.observe(committed.len() as f64);
-                if !committed.is_empty() {
+                self.batch_size.observe(written.events.len() as f64);
+                if !written.events.is_empty() {
                     self.head.store(self.next_position - 1, Ordering::Release);
                     // No receivers is fine: nobody subscribes live.
-                    let _ = self.live.send(Arc::new(committed));
+                    let _ = self.live.send(Arc::new(written.events));
                 }
                 // Answered by the indexer once the stream index covers the batch (ordered
                 // behind earlier batches, so even a refusal never overtakes an earlier ack).
@@ -278,27 +354,77 @@ impl Writer {
                     upto: self.next_position - 1,
                     acks,
                 });
+                // Degraded, and a commit passed: does the disk take writes again?
+                if self.health.log_failing()
+                    && self.probed_at.is_none_or(|at| at.elapsed() >= PROBE_EVERY)
+                {
+                    self.probe();
+                }
             }
             Err(e) => {
-                tracing::error!(error = %e, "group commit failed; the batch is refused");
-                // Nothing of the batch is durable: forget what it assumed.
-                self.revisions.clear();
-                self.next_position = first_position;
-                // Revisions now come from the index: it must cover every committed batch.
-                self.indexer.wait_until(first_position - 1);
-                match RecentIds::load(&self.conn, first_position - 1) {
-                    Ok(recent) => self.recent = recent,
-                    Err(e) => tracing::error!(error = %e, "cannot reload recent event ids"),
+                if !self.health.log_failing() {
+                    tracing::error!(error = %e, "group commit failed; the batch is refused and the store degraded");
                 }
-                let message = e.to_string();
+                self.health.log_failed(e.to_string());
+                // Nothing of the batch is acknowledged: forget what it assumed, from its own
+                // record (the disk, and so the index, may be failing too).
+                for (i, previous) in written.undo.into_iter().rev() {
+                    let stream = &batch[i].stream;
+                    match previous {
+                        Some(revision) => {
+                            self.revisions.insert(stream.clone(), revision);
+                        }
+                        None => {
+                            self.revisions.remove(stream);
+                        }
+                    }
+                }
+                self.recent.forget_since(recent_mark);
+                self.next_position = first_position;
+                let message = format!(
+                    "cannot commit to the log ({e}); the append is not acknowledged: retry it \
+                     with the same event ids"
+                );
                 for req in batch {
-                    let _ = req.reply.send(Err(StoreError::Io(message.clone())));
+                    let _ = req
+                        .reply
+                        .send(Err(StoreError::Unavailable(message.clone())));
                 }
             }
         }
-        if self.revisions.len() > REVISION_CACHE_LIMIT {
-            self.indexer.wait_until(self.next_position - 1);
+        // Past the bound: forget every revision, once the index can answer for them (not
+        // while it is failing; the map's spare room takes the wait).
+        if self.revisions.len() > REVISION_CACHE_LIMIT
+            && self.indexer.wait_until(self.next_position - 1)
+        {
             self.revisions.clear();
+        }
+    }
+
+    /// While the log is failing: does the disk take writes again? It must have room
+    /// ([`super::health::room_for_writes`]) and take a small durable commit (the store's
+    /// `meta` table). Passing clears the failure.
+    fn probe(&mut self) {
+        self.probed_at = Some(Instant::now());
+        if let Err(e) = super::health::room_for_writes(&self.space_probe) {
+            self.health.log_failed(format!("no room on the disk ({e})"));
+            return;
+        }
+        let tried = self.conn.execute_batch(
+            "BEGIN IMMEDIATE; \
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('probed_at', strftime('%s', 'now')); \
+             COMMIT;",
+        );
+        match tried {
+            Ok(()) => {
+                if self.health.log_ok() {
+                    tracing::info!("the log takes commits again");
+                }
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.health.log_failed(e.to_string());
+            }
         }
     }
 
@@ -308,8 +434,9 @@ impl Writer {
         revisions: &mut HashMap<String, u64>,
         recent: &mut RecentIds,
         next_position: &mut u64,
+        index_in_batch: usize,
         req: &AppendRequest,
-        committed: &mut Vec<RecordedEvent>,
+        written: &mut Written,
     ) -> Outcome {
         let current = match revisions.get(&req.stream) {
             Some(r) => Some(*r),
@@ -367,7 +494,7 @@ impl Writer {
                 schema::micros(m.occurred_at),
             ])?;
             recent.insert(event.id, position);
-            committed.push(RecordedEvent {
+            written.events.push(RecordedEvent {
                 id: event.id,
                 stream: stream.clone(),
                 revision,
@@ -379,6 +506,7 @@ impl Writer {
         }
         let last_revision = first_revision + req.events.len() as u64 - 1;
         *next_position += req.events.len() as u64;
+        written.undo.push((index_in_batch, current));
         revisions.insert(req.stream.clone(), last_revision);
         let position = Position::sequence(*next_position - 1);
         Ok(Ok(AppendResult {
