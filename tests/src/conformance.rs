@@ -532,9 +532,9 @@ pub async fn filtered_subscriptions_report_checkpoints(store: DynEventStore) {
     );
 }
 
-/// Embedded: the checkpoints reach the last event scanned exactly, at the end of the catch-up
+/// Embedded and PostgreSQL (one gapless log followed by position): the checkpoints reach the last event scanned exactly, at the end of the catch-up
 /// and after every committed batch, so a filtered consumer reaches the store's head at once.
-pub async fn embedded_checkpoints_reach_the_head(store: DynEventStore) {
+pub async fn checkpoints_reach_the_head(store: DynEventStore) {
     let cat_a = fresh_category();
     let cat_b = fresh_category();
     let filter = SubscriptionFilter::categories([cat_a.clone()]);

@@ -92,7 +92,7 @@ conformance! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_checkpoints_reach_the_head() {
     let e = embedded().await;
-    suite::embedded_checkpoints_reach_the_head(e.store.clone()).await;
+    suite::checkpoints_reach_the_head(e.store.clone()).await;
     e.store.shutdown().await;
 }
 

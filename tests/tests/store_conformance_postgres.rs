@@ -43,4 +43,6 @@ conformance! {
     head_tracks_appends => suite::head_tracks_appends;
     a_delivered_event_is_in_its_stream => suite::a_delivered_event_is_in_its_stream;
     event_id_is_unique_across_streams => suite::event_id_reused_in_other_stream;
+    filtered_subscriptions_report_checkpoints => suite::filtered_subscriptions_report_checkpoints;
+    checkpoints_reach_the_head => suite::checkpoints_reach_the_head;
 }
