@@ -25,9 +25,10 @@ bench:
 	$(CARGO) bench -p ichigen-gateway --bench availability
 	$(CARGO) bench -p ichigen-gateway --bench orders
 
-## Regenerate schema.graphql from the code (a test fails while it is stale).
+## Regenerate schema.graphql and docs/event-catalogue.md from the code (tests fail while they
+## are stale).
 schema:
-	ICHIGEN_UPDATE_SCHEMA=1 $(CARGO) test -p ichigen-gateway --test schema_is_current
+	ICHIGEN_UPDATE_SCHEMA=1 $(CARGO) test -p ichigen-gateway --test schema_is_current --test event_catalogue_is_current
 
 fmt:
 	$(CARGO) fmt --all

@@ -17,9 +17,21 @@ use uuid::Uuid;
 
 const EVENT_TYPE: &str = "CheckpointSaved.v1";
 
-#[derive(Serialize, Deserialize)]
+/// How far a process manager got: it resumes after this position. Bookkeeping, not a
+/// business fact.
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct Saved {
+    /// A store position, as the store gives it (opaque).
     position: String,
+}
+
+/// The catalogue of the checkpoint streams' event.
+pub fn catalogue() -> Vec<crate::catalogue::EventDoc> {
+    vec![crate::catalogue::EventDoc::of::<Saved>(
+        EVENT_TYPE,
+        "each process manager, in its own stream",
+        "checkpoint-<process>",
+    )]
 }
 
 /// A process's subscription, resumed from its checkpoint and saving it as it goes: the loop

@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod auth;
 pub mod benchkit;
+pub mod catalogue;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;

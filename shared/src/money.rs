@@ -67,6 +67,21 @@ impl From<Currency> for String {
     }
 }
 
+/// A three-letter ISO 4217 code (`JPY`, `USD`) in event payloads.
+impl schemars::JsonSchema for Currency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+            "description": "A three-letter upper-case ISO 4217 code, e.g. `JPY`."
+        })
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -74,9 +89,11 @@ impl fmt::Display for Currency {
 }
 
 /// An amount of one currency. Serialized with the amount as a decimal string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Money {
+    /// A decimal string, e.g. `"2500"` or `"59.97"` (never a float).
     #[serde(with = "rust_decimal::serde::str")]
+    #[schemars(with = "String")]
     pub amount: Decimal,
     pub currency: Currency,
 }

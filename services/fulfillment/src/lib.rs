@@ -22,3 +22,15 @@ pub use service::FulfillmentService;
 
 /// The stream category this service owns: only this service appends to `fulfillment-…` streams.
 pub const CATEGORY: &str = "fulfillment";
+
+/// Every event the fulfillment service writes: fulfillment orders and the WMS fulfillment
+/// API's idempotency keys (the event catalogue, `docs/event-catalogue.md`).
+pub fn event_catalogue() -> Vec<ichigen_shared::catalogue::EventDoc> {
+    let mut docs = ichigen_shared::catalogue::of_stream(
+        "fulfillment",
+        "fulfillment-<fulfillmentId>",
+        domain::FulfillmentEvent::catalogue(),
+    );
+    docs.extend(api::wms::KEYS.catalogue("fulfillment"));
+    docs
+}

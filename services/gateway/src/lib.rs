@@ -9,6 +9,7 @@
 //! * [`shutdown`]: the switch a stop throws first, so that subscriptions close at once.
 
 pub mod auth;
+pub mod catalogue;
 pub mod cli;
 pub mod demo;
 pub mod graphql;

@@ -33,11 +33,14 @@ pub const ADVANCED: &str = "TestClockAdvanced.v1";
 /// Most one advance may move the clock (a typo of `P3000D` should not end the year).
 pub const MAX_ADVANCE: Duration = Duration::days(366);
 
-/// One advance: by how much, and the total offset after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An ADMIN moved the staging server's test clock forward (only where `clock.test_clock` is
+/// on): every process's clock is the system time plus the latest `offsetSeconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TestClockAdvanced {
+    /// This advance, in seconds (more than zero).
     pub by_seconds: i64,
+    /// The total offset after it, in seconds.
     pub offset_seconds: i64,
 }
 

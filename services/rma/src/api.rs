@@ -58,6 +58,7 @@ pub static KEYS: KeyStreams = KeyStreams {
     response_part: "WmsReturnRequestResponsePart.v1",
     completed: "WmsReturnRequestCompleted.v1",
     api: API,
+    stream_pattern: "wmsreturn-<key>",
 };
 
 /// Registers the routes. Needs `web::Data<RmaService>` and `web::Data<Arc<JwtAuth>>`.

@@ -21,3 +21,17 @@ pub mod projections;
 pub mod service;
 
 pub use service::RmaService;
+
+/// Every event the returns service writes: returns, the return policy and the WMS returns
+/// API's idempotency keys (the event catalogue, `docs/event-catalogue.md`).
+pub fn event_catalogue() -> Vec<ichigen_shared::catalogue::EventDoc> {
+    use ichigen_shared::catalogue::of_stream;
+    let mut docs = of_stream("rma", "rma-<rmaId>", domain::rma::RmaEvent::catalogue());
+    docs.extend(of_stream(
+        "rma",
+        "rma-policy",
+        domain::policy::PolicyEvent::catalogue(),
+    ));
+    docs.extend(api::KEYS.catalogue("rma"));
+    docs
+}

@@ -87,6 +87,8 @@ pub struct KeyStreams {
     pub completed: &'static str,
     /// The API's name in logs ("WMS", "PIM").
     pub api: &'static str,
+    /// How its streams are named, for the event catalogue (`wmsrequest-<key>`).
+    pub stream_pattern: &'static str,
 }
 /// How old another process's unfinished claim must be before a shared store's process takes
 /// it over (see the module docs). Generous: a 20,000-line bulk takes seconds.
@@ -109,6 +111,17 @@ pub fn request_id(subject: &str, key: &str) -> Uuid {
 }
 
 impl KeyStreams {
+    /// The catalogue of this API's bookkeeping events (streams `<category>-<key hash>`).
+    pub fn catalogue(&'static self, owner: &'static str) -> Vec<crate::catalogue::EventDoc> {
+        use crate::catalogue::EventDoc;
+        let stream = self.stream_pattern;
+        vec![
+            EventDoc::of::<RequestStarted>(self.started, owner, stream),
+            EventDoc::of::<ResponsePart>(self.response_part, owner, stream),
+            EventDoc::of::<Completed>(self.completed, owner, stream),
+        ]
+    }
+
     /// The key's stream.
     pub fn request_stream(&self, request: Uuid) -> String {
         crate::ids::stream_name(self.category, &request.to_string())
@@ -142,10 +155,12 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Uuid {
     Uuid::new_v5(&ICHIGEN_NAMESPACE, &text)
 }
 
-/// A claim on a key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A claim on an `Idempotency-Key`: the request with this fingerprint is being done.
+/// Bookkeeping of the integration APIs, not a business fact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestStarted {
+    /// Of the method, path and body: the same key with another request is refused.
     pub fingerprint: Uuid,
     /// The claiming process.
     pub instance: Uuid,
@@ -154,19 +169,23 @@ pub struct RequestStarted {
     pub path: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A piece of a stored answer too large for one event, in order.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ResponsePart {
+    /// The claim (the `Started` event's id) the answer belongs to.
     claim: Uuid,
     seq: u32,
     text: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The first answer to a keyed request, which a retry with the same key gets byte for byte.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct Completed {
     fingerprint: Uuid,
     claim: Uuid,
+    /// The HTTP status answered.
     status: u16,
     content_type: String,
     /// The body when it fits one event; otherwise in `parts` part events.
@@ -648,6 +667,7 @@ mod tests {
         response_part: "TestRequestResponsePart.v1",
         completed: "TestRequestCompleted.v1",
         api: "test",
+        stream_pattern: "testrequest-<key>",
     };
 
     #[test]

@@ -36,6 +36,7 @@ pub static KEYS: KeyStreams = KeyStreams {
     response_part: "WmsFulfillmentRequestResponsePart.v1",
     completed: "WmsFulfillmentRequestCompleted.v1",
     api: "WMS fulfillment",
+    stream_pattern: "wmsfulfillment-<key>",
 };
 
 impl Refusal for FulfillmentError {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Created by the order process for one order × location, with the lines it fulfils.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfillmentCreated {
     pub fulfillment_id: Uuid,
@@ -25,7 +25,7 @@ pub struct FulfillmentCreated {
 }
 
 /// What the picker found per line: `picked` units in hand, `short` units missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedLine {
     pub line_id: String,
@@ -33,61 +33,69 @@ pub struct PickedLine {
     pub short: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The picker's report: per line the units in hand and the units missing (a short pick,
+/// which the order re-sources or cancels, and the inventory records against the location).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinesPicked {
     pub lines: Vec<PickedLine>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Packed for the carrier (SHIP and SHIP_TO_STORE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfillmentPacked {
     pub packages: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Handed to the carrier: the units left the building (the order captures their value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfillmentShipped {
     pub carrier: String,
     pub tracking_number: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The carrier delivered the shipment (SHIP only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfillmentDelivered {
     pub delivered_at: DateTime<Utc>,
 }
 
 /// At the counter: the customer is notified with the code and must collect by `expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadyForPickup {
     pub pickup_code: String,
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The customer showed the pickup code and took the units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedUp {
     pub picked_up_at: DateTime<Utc>,
 }
 
 /// Not collected in time: the order process releases the stock and voids the payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PickupExpired {
     pub expired_at: DateTime<Utc>,
 }
 
 /// Units this location will no longer fulfil (the order was cancelled, or lines moved away).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelledLine {
     pub line_id: String,
     pub qty: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Units this location will no longer fulfil: the order's cancellation (with its `operation`),
+/// or units moved to another location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfillmentLinesCancelled {
     pub lines: Vec<CancelledLine>,
@@ -110,6 +118,12 @@ macro_rules! fulfillment_events {
         }
 
         impl FulfillmentEvent {
+            /// Every event type with its payload's JSON schema: what the event catalogue
+            /// (`docs/event-catalogue.md`) is generated from.
+            pub fn catalogue() -> Vec<(&'static str, schemars::Schema)> {
+                vec![ $( ($ty, schemars::schema_for!($name)), )* ]
+            }
+
             /// The versioned event type stored next to the payload.
             pub fn event_type(&self) -> &'static str {
                 match self { $( FulfillmentEvent::$name(_) => $ty, )* }

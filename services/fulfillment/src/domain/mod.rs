@@ -30,7 +30,7 @@ pub fn stream_name(fulfillment_id: &uuid::Uuid) -> String {
 }
 
 /// What kind of work the location does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FulfillmentKind {
     /// Pick, pack, ship to the customer (DC or ship-from-store).
@@ -42,7 +42,9 @@ pub enum FulfillmentKind {
 }
 
 /// Where a fulfillment order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FulfillmentStatus {
     /// Created, nothing picked yet.
@@ -74,7 +76,7 @@ impl FulfillmentStatus {
 }
 
 /// One order line's part of the work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FulfillmentLine {
     pub line_id: String,

@@ -37,6 +37,7 @@ pub static WMS: KeyStreams = KeyStreams {
     response_part: RESPONSE_PART,
     completed: COMPLETED,
     api: "WMS",
+    stream_pattern: "wmsrequest-<key>",
 };
 
 /// The key's stream.

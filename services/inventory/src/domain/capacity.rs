@@ -76,7 +76,7 @@ pub enum CapacityCommand {
 }
 
 /// One unit claimed by `key` while the limit was `limit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityClaimed {
     pub key: String,
@@ -84,14 +84,14 @@ pub struct CapacityClaimed {
 }
 
 /// `key`'s unit given back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityReleased {
     pub key: String,
 }
 
 /// Every event of a capacity stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum CapacityEvent {
     #[serde(rename = "CapacityClaimed.v1")]

@@ -39,6 +39,7 @@ pub static PIM: KeyStreams = KeyStreams {
     response_part: "PimRequestResponsePart.v1",
     completed: "PimRequestCompleted.v1",
     api: "PIM",
+    stream_pattern: "pimrequest-<key>",
 };
 
 impl Refusal for CatalogError {

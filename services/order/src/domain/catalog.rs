@@ -72,7 +72,7 @@ impl CatalogError {
 }
 
 /// What the PIM says a SKU is (the content of an upsert).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemSpec {
     pub title: String,
@@ -83,7 +83,7 @@ pub struct ItemSpec {
 }
 
 /// A catalog item as it stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogItem {
     pub sku: String,
@@ -110,7 +110,7 @@ pub enum CatalogCommand {
 }
 
 /// The first upsert of a SKU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogItemDefined {
     pub sku: String,
@@ -121,7 +121,7 @@ pub struct CatalogItemDefined {
 }
 
 /// A later upsert: only the fields that changed are present.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogItemChanged {
     pub sku: String,
@@ -134,13 +134,15 @@ pub struct CatalogItemChanged {
     pub attributes: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The item is no longer sold (placeOrder refuses it; availability leaves it out).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogItemDeactivated {
     pub sku: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The item is sold again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogItemActivated {
     pub sku: String,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Goods receipt (purchase order, ASN): on hand grows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GoodsReceived {
     pub qty: i64,
@@ -16,7 +16,7 @@ pub struct GoodsReceived {
 }
 
 /// A manual correction with a reason code (damage found, theft, data fix) and its document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockAdjusted {
     pub delta: i64,
@@ -27,7 +27,7 @@ pub struct StockAdjusted {
 /// An absolute count. `delta` is what the count changed; `shortfall` is how many reserved units
 /// the count could not cover (0 normally) — recorded instead of letting on hand go below
 /// reserved, so that someone can act on it (re-source the affected reservations).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CycleCounted {
     pub counted: i64,
@@ -41,7 +41,7 @@ pub struct CycleCounted {
 
 /// A compare-and-set from an integration that syncs absolute numbers ("N if still M"). Same
 /// shortfall rule as a count: the integration reports what is physically there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OnHandSet {
     pub expected_on_hand: i64,
@@ -52,7 +52,7 @@ pub struct OnHandSet {
 
 /// Stock left this location on a transfer; it becomes incoming at `to_location` (recorded there
 /// as [`TransferInTransit`] by the transfer process). A transfer id ships once from here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferShipped {
     pub qty: i64,
@@ -64,7 +64,7 @@ pub struct TransferShipped {
 /// (`POST /transfers/expected`): incoming grows by `qty` until the shipment's
 /// [`TransferInTransit`] takes its place. It never lets stock be received by itself. Events
 /// stored before announcements named their source have no `from_location`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncomingExpected {
     pub qty: i64,
@@ -76,7 +76,7 @@ pub struct IncomingExpected {
 /// A transfer shipped from `from_location` is on its way here: incoming grows by `qty` less
 /// `incoming_cleared` (what an announcement of the same transfer already counted), so a
 /// transfer is counted in incoming once. Recorded once per transfer id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferInTransit {
     pub qty: i64,
@@ -89,7 +89,7 @@ pub struct TransferInTransit {
 /// transfer counted in incoming, recorded so projections need not recompute it; `qty` below
 /// what was shipped means units lost on the way, and the transfer is closed all the same).
 /// `from_location` is absent in receipts stored before transfers were checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferReceived {
     pub qty: i64,
@@ -100,7 +100,7 @@ pub struct TransferReceived {
 }
 
 /// A customer return put back into sellable stock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnReceived {
     pub qty: i64,
@@ -116,7 +116,7 @@ pub struct ReturnReceived {
 /// (`disposition` `DISPOSE` or `RETURN_TO_VENDOR`, with the grade's `reason`). On hand does
 /// not change — the unit never became stock — but the write-off is part of the location's
 /// stock ledger, so that an audit of the SKU here sees every returned unit, kept or not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnWrittenOff {
     pub qty: i64,
@@ -128,7 +128,7 @@ pub struct ReturnWrittenOff {
 }
 
 /// Sellable stock found damaged or put into quality control.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockMovedToNonSellable {
     pub qty: i64,
@@ -136,21 +136,21 @@ pub struct StockMovedToNonSellable {
 }
 
 /// Non-sellable stock released back to sale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockMovedToSellable {
     pub qty: i64,
 }
 
 /// The buffer kept back from promising (ATP excludes it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SafetyStockSet {
     pub qty: i64,
 }
 
 /// Stock promised to an owner (`cart:<id>`, `order-line:<uuid>`), optionally until `expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Reserved {
     pub reservation_id: String,
@@ -160,14 +160,14 @@ pub struct Reserved {
 }
 
 /// The hold no longer expires (cart converted to an order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationConfirmed {
     pub reservation_id: String,
 }
 
 /// The remaining `qty` of the reservation is free again (cancel).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationReleased {
     pub reservation_id: String,
@@ -176,7 +176,7 @@ pub struct ReservationReleased {
 
 /// `qty` of the reservation left the building (shipped or picked up): on hand and reserved
 /// both shrink.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationConsumed {
     pub reservation_id: String,
@@ -184,7 +184,7 @@ pub struct ReservationConsumed {
 }
 
 /// The hold ran out before it was confirmed; its remaining `qty` is free again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationExpired {
     pub reservation_id: String,
@@ -201,6 +201,12 @@ macro_rules! stock_events {
         }
 
         impl StockEvent {
+            /// Every event type with its payload's JSON schema: what the event catalogue
+            /// (`docs/event-catalogue.md`) is generated from.
+            pub fn catalogue() -> Vec<(&'static str, schemars::Schema)> {
+                vec![ $( ($ty, schemars::schema_for!($name)), )* ]
+            }
+
             /// The versioned event type stored next to the payload.
             pub fn event_type(&self) -> &'static str {
                 match self { $( StockEvent::$name(_) => $ty, )* }

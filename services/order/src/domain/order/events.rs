@@ -20,7 +20,7 @@ use super::{
 use crate::domain::sourcing::LineExplanation;
 
 /// The order exists: priced lines, where each unit is reserved, and why those locations.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPlaced {
     pub order_id: Uuid,
@@ -48,7 +48,7 @@ pub struct OrderPlaced {
 /// readers need not recompute it; `reservations_to_release` is what the handler releases in
 /// inventory; `short_picked_cleared` are short-picked units given up (they hold no reservation).
 /// Units cancelled beyond both were never allocated (a partial order's `OUT_OF_STOCK` lines).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLinesCancelled {
     pub lines: Vec<LineQty>,
@@ -65,7 +65,7 @@ pub struct OrderLinesCancelled {
 }
 
 /// Short-picked units of a line at a location that are no longer waiting for a new location.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShortPickedCleared {
     pub line_id: String,
@@ -75,7 +75,7 @@ pub struct ShortPickedCleared {
 
 /// A parcel left `location`. `consumed` names the reservations it used (the handler consumes
 /// them in inventory).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderShipped {
     pub fulfillment_id: String,
@@ -87,7 +87,7 @@ pub struct OrderShipped {
 }
 
 /// Pickup units are staged at the store and the customer can come.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderReadyForPickup {
     pub fulfillment_id: String,
@@ -96,7 +96,7 @@ pub struct OrderReadyForPickup {
 }
 
 /// The customer took staged units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPickedUp {
     pub fulfillment_id: String,
@@ -106,7 +106,7 @@ pub struct OrderPickedUp {
 }
 
 /// The carrier delivered a shipment (its lines copied here for readers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderDelivered {
     pub fulfillment_id: String,
@@ -115,7 +115,7 @@ pub struct OrderDelivered {
 
 /// A location could not pick `qty` units: their reservations are released and the units wait
 /// for a new location ([`LineReassigned`]) or a cancellation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineShortPicked {
     pub line_id: String,
@@ -126,7 +126,7 @@ pub struct LineShortPicked {
 
 /// `qty` units of a line move from one location to another (re-sourced after a short pick, or
 /// moved by staff); the new location holds `new_reservation_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineReassigned {
     pub line_id: String,
@@ -141,7 +141,7 @@ pub struct LineReassigned {
 }
 
 /// The provider authorized the order's amount (at placement).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentAuthorized {
     pub payment_id: Uuid,
@@ -151,7 +151,7 @@ pub struct PaymentAuthorized {
 }
 
 /// Money taken (on ship or pickup). `reference` is the provider's for this capture.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentCaptured {
     pub payment_id: Uuid,
@@ -160,7 +160,7 @@ pub struct PaymentCaptured {
 }
 
 /// The authorization was released without taking anything; `amount` is what was authorized.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentVoided {
     pub payment_id: Uuid,
@@ -168,7 +168,7 @@ pub struct PaymentVoided {
 }
 
 /// Captured money given back. `reference` is the provider's for this refund.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentRefunded {
     pub payment_id: Uuid,
@@ -191,6 +191,12 @@ macro_rules! order_events {
         }
 
         impl OrderEvent {
+            /// Every event type with its payload's JSON schema: what the event catalogue
+            /// (`docs/event-catalogue.md`) is generated from.
+            pub fn catalogue() -> Vec<(&'static str, schemars::Schema)> {
+                vec![ $( ($ty, schemars::schema_for!($name)), )* ]
+            }
+
             /// The versioned event type stored next to the payload.
             pub fn event_type(&self) -> &'static str {
                 match self { $( OrderEvent::$name(_) => $ty, )* }

@@ -50,7 +50,7 @@ pub fn stream_name(order_id: Uuid) -> String {
 }
 
 /// Where the order was taken: the storefront, or a store's app (endless aisle).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Channel {
     Web,
@@ -59,7 +59,7 @@ pub enum Channel {
 }
 
 /// A line as priced by the handler from the catalog (never from what the client sent).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PricedLine {
     pub line_id: String,
@@ -83,7 +83,7 @@ impl PricedLine {
 }
 
 /// Units of a line reserved at a location under one reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservedAllocation {
     pub line_id: String,
@@ -105,7 +105,7 @@ impl ReservedAllocation {
 }
 
 /// What the payment provider answered at placement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentAuthorization {
     pub payment_id: Uuid,
@@ -119,7 +119,7 @@ pub struct PaymentAuthorization {
 /// `rma:<rmaId>`). The order records it so that everything computed from money (what is
 /// authorized, captured, refunded on a cancel) leaves it out: the customer is only ever charged,
 /// and only ever refunded, what they paid themselves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCredit {
     /// Zero or more, in the order's currency.
@@ -129,7 +129,7 @@ pub struct OrderCredit {
 }
 
 /// A quantity of one line (in commands and events).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineQty {
     pub line_id: String,
@@ -146,7 +146,7 @@ impl LineQty {
 }
 
 /// Units of a reservation the order no longer needs: the handler releases them in inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationRelease {
     pub line_id: String,
@@ -156,7 +156,7 @@ pub struct ReservationRelease {
 }
 
 /// Units of a reservation that left the building: the handler consumes them in inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationUse {
     pub line_id: String,
@@ -165,7 +165,7 @@ pub struct ReservationUse {
 }
 
 /// The statuses retailers expect, derived from quantities by [`Order::status`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Placed,

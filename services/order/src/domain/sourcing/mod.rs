@@ -49,7 +49,7 @@ use thiserror::Error;
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 
 /// How one line reaches the customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "method", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Delivery {
     /// Shipped to the customer's address (its geocoded point).
@@ -83,7 +83,7 @@ impl Delivery {
 
 /// Distribution centre or store (mirrors inventory's `LocationKind`; the order crate does not
 /// depend on the inventory crate, the handler maps one to the other).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LocationKind {
     Dc,
@@ -91,7 +91,19 @@ pub enum LocationKind {
 }
 
 /// What a location can do for orders (mirrors inventory's `Capability`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Capability {
     Ship,
@@ -102,7 +114,7 @@ pub enum Capability {
 }
 
 /// A location that might serve the order, as the handler read it just before sourcing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate {
     pub code: String,
@@ -134,7 +146,7 @@ impl Candidate {
 }
 
 /// One line to source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourcingLine {
     pub line_id: String,
@@ -144,7 +156,7 @@ pub struct SourcingLine {
 }
 
 /// `qty` of a line from one location.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Allocation {
     pub line_id: String,
@@ -153,7 +165,7 @@ pub struct Allocation {
 }
 
 /// Why a candidate did not serve a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SkipReason {
     /// The location is deactivated.
@@ -179,7 +191,7 @@ pub enum SkipReason {
 }
 
 /// The decision about one candidate for one line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "verdict", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
     Chosen { qty: i64 },
@@ -187,7 +199,7 @@ pub enum Verdict {
 }
 
 /// One candidate as it was considered for one line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CandidateVerdict {
     pub location: String,
@@ -200,7 +212,7 @@ pub struct CandidateVerdict {
 
 /// Every candidate considered for a line, in the order they were ranked (nearest first; for a
 /// pickup line, only its store).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineExplanation {
     pub line_id: String,
@@ -208,7 +220,7 @@ pub struct LineExplanation {
 }
 
 /// A line that cannot be fully sourced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShortLine {
     pub line_id: String,
@@ -222,7 +234,7 @@ pub struct ShortLine {
 }
 
 /// What [`source`] decided.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourcingPlan {
     /// In line order; within a line, in the order the locations were taken.
@@ -253,7 +265,7 @@ impl SourcingPlan {
 }
 
 /// Why a line's delivery cannot be served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeliveryProblem {
     /// The pickup store is not among the known locations.

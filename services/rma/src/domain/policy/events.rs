@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{ConditionGradeSpec, ReturnReasonSpec};
 
 /// A reason was created or replaced (and is active).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnReasonDefined {
     #[serde(flatten)]
@@ -17,7 +17,7 @@ pub struct ReturnReasonDefined {
 }
 
 /// A reason is no longer offered for new returns (open returns keep their snapshot).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnReasonRetired {
     pub code: String,
@@ -26,7 +26,7 @@ pub struct ReturnReasonRetired {
 }
 
 /// A grade was created or replaced (and is active).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionGradeDefined {
     #[serde(flatten)]
@@ -34,7 +34,7 @@ pub struct ConditionGradeDefined {
 }
 
 /// A grade is no longer used for new inspections.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionGradeRetired {
     pub code: String,
@@ -52,6 +52,12 @@ macro_rules! policy_events {
         }
 
         impl PolicyEvent {
+            /// Every event type with its payload's JSON schema: what the event catalogue
+            /// (`docs/event-catalogue.md`) is generated from.
+            pub fn catalogue() -> Vec<(&'static str, schemars::Schema)> {
+                vec![ $( ($ty, schemars::schema_for!($name)), )* ]
+            }
+
             /// The versioned event type stored next to the payload.
             pub fn event_type(&self) -> &'static str {
                 match self { $( PolicyEvent::$name(_) => $ty, )* }

@@ -36,7 +36,7 @@ pub const MAX_LABEL_CHARS: usize = 200;
 pub const MAX_WINDOW_DAYS: i64 = 365;
 
 /// Everything that describes a return reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnReasonSpec {
     /// `[A-Z0-9_]{1,32}`, e.g. `DEFECTIVE`.
@@ -58,7 +58,7 @@ pub struct ReturnReasonSpec {
 }
 
 /// What an inspector's grade means for the unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Disposition {
     /// Back to sellable stock of the original SKU.
@@ -85,7 +85,7 @@ impl Disposition {
 }
 
 /// Everything that describes a condition grade.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionGradeSpec {
     /// `[A-Z0-9_]{1,32}`, e.g. `LIKE_NEW` (it is part of resale SKUs).

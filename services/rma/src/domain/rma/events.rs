@@ -15,7 +15,7 @@ use super::{GradeSnapshot, ReceivedLine, RmaLine};
 use crate::domain::policy::Disposition;
 
 /// A return was requested: every line with what later steps need, snapshotted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnRequested {
     pub rma_id: Uuid,
@@ -32,7 +32,7 @@ pub struct ReturnRequested {
 
 /// The return may be sent back. `auto`: the policy approved it (every reason auto-approves),
 /// `by` is then [`super::AUTO_APPROVER`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnApproved {
     pub auto: bool,
@@ -41,7 +41,7 @@ pub struct ReturnApproved {
 }
 
 /// The return is refused; `note` tells the customer why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnRejected {
     pub by: String,
@@ -49,7 +49,7 @@ pub struct ReturnRejected {
 }
 
 /// A unit received back, with the id it keeps from now on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceivedUnit {
     pub unit_id: String,
@@ -59,7 +59,7 @@ pub struct ReceivedUnit {
 }
 
 /// Units arrived at `location` (a DC or a store) under the WMS's or the store's `receipt_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnReceived {
     pub receipt_id: String,
@@ -76,7 +76,7 @@ pub struct ReturnReceived {
 
 /// An inspector graded a unit; its disposition is fixed from here. For a resale, the resale
 /// SKU and price the unit is sold under (the process that moves stock reads them here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnitGraded {
     pub unit_id: String,
@@ -94,7 +94,7 @@ pub struct UnitGraded {
 }
 
 /// How an amount given back (refund or exchange credit) was computed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SettlementBreakdown {
     /// Σ unit price over the units covered.
@@ -111,7 +111,7 @@ pub struct SettlementBreakdown {
 /// Money went back to the customer for `units` (each unit is refunded at most once).
 /// `amount` may be zero (fees took it all, or the order had nothing left to refund): the units
 /// are settled all the same, so the return can close.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefundIssued {
     /// The payment provider's reference for this refund (a retry with it decides nothing).
@@ -126,7 +126,7 @@ pub struct RefundIssued {
 /// A replacement order was placed for `units`: their value (`credit`, the refund formula
 /// without the cap) goes towards it; `difference = replacement_total − credit` (positive: the
 /// customer pays it; negative: it is refunded to them, by the handler, on the order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeOrdered {
     pub exchange_order_id: Uuid,
@@ -138,7 +138,7 @@ pub struct ExchangeOrdered {
 }
 
 /// Nothing more happens to this return. The counts and the refunded total summarise it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReturnClosed {
     pub by: String,
@@ -159,6 +159,12 @@ macro_rules! rma_events {
         }
 
         impl RmaEvent {
+            /// Every event type with its payload's JSON schema: what the event catalogue
+            /// (`docs/event-catalogue.md`) is generated from.
+            pub fn catalogue() -> Vec<(&'static str, schemars::Schema)> {
+                vec![ $( ($ty, schemars::schema_for!($name)), )* ]
+            }
+
             /// The versioned event type stored next to the payload.
             pub fn event_type(&self) -> &'static str {
                 match self { $( RmaEvent::$name(_) => $ty, )* }

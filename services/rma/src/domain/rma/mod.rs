@@ -67,7 +67,7 @@ pub fn stream_name(rma_id: Uuid) -> String {
 }
 
 /// What the order service knows about one order line, as the handler read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLineFacts {
     pub line_id: String,
@@ -84,7 +84,7 @@ pub struct OrderLineFacts {
 }
 
 /// What the order service knows about the order a return is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderFacts {
     pub order_id: Uuid,
@@ -111,7 +111,7 @@ impl OrderFacts {
 }
 
 /// The reason of a return line as it was when the return was requested.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReasonSnapshot {
     pub code: String,
@@ -127,7 +127,7 @@ pub struct ReasonSnapshot {
 }
 
 /// One line of a return: units of one order line returned for one reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RmaLine {
     /// `R1`, `R2`, … in the order of the request.
@@ -144,7 +144,7 @@ pub struct RmaLine {
 }
 
 /// Units of a return line in a receipt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceivedLine {
     pub rma_line_id: String,
@@ -161,7 +161,7 @@ impl ReceivedLine {
 }
 
 /// A grade as it was when a unit was graded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GradeSnapshot {
     pub code: String,
@@ -170,7 +170,7 @@ pub struct GradeSnapshot {
 }
 
 /// Where a return stands, derived from its facts by [`Rma::status`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RmaStatus {
     /// Waiting for an agent's decision.

@@ -29,7 +29,7 @@ use crate::domain::error::RmaError;
 pub type QuoteItem<'a> = (&'a RmaLine, Vec<String>, bool);
 
 /// The part of a settlement that comes from one return line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotedLine {
     pub rma_line_id: String,
@@ -42,7 +42,7 @@ pub struct QuotedLine {
 }
 
 /// What a refund of the settleable units would give back, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefundQuote {
     pub gross: Money,
