@@ -1305,3 +1305,56 @@ async fn a_shipment_cut_off_before_its_destination_is_recorded_by_the_transfer_p
         .count();
     assert_eq!(in_transit, 1);
 }
+
+/// A WMS that got a location's id from GraphQL may use it wherever the API takes a location
+/// code: the same stock moves as with the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locations_may_be_named_by_their_graphql_id() {
+    let env = env().await;
+    let app = app!(env.service, env.auth);
+    let s1 = ichigen_shared::graphql::conventions::encode_id("Location", "S1").to_string();
+    let dc1 = ichigen_shared::graphql::conventions::encode_id("Location", "DC1").to_string();
+    let r = send(
+        &app,
+        post(
+            "/receipts",
+            "id-1",
+            &json!({ "sku": "SKU-ID", "location": dc1, "qty": 5 }),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["location"], "DC1", "{}", r.body);
+    let r = send(
+        &app,
+        post(
+            "/transfers/out",
+            "id-2",
+            &json!({ "sku": "SKU-ID", "location": "DC1", "qty": 2, "transferId": "T-ID",
+                     "toLocation": s1 }),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        events(&env.store, "SKU-ID", "S1").await.len(),
+        1,
+        "in transit at S1"
+    );
+    let position = r.json["position"].as_str().unwrap().to_string();
+    let shown = send(
+        &app,
+        test::TestRequest::get()
+            .uri(&url(&format!("/stock/{dc1}/SKU-ID?atLeast={position}")))
+            .insert_header((
+                "Authorization",
+                format!("Bearer {}", token(Role::WmsIntegration, WMS)),
+            ))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.json["levels"]["onHand"], 3, "{}", shown.body);
+}

@@ -172,6 +172,11 @@ async fn stock(
     auth: web::Data<Arc<JwtAuth>>,
 ) -> HttpResponse {
     let (location, sku) = path.into_inner();
+    // A location code, or the GraphQL id of a Location.
+    let location = ichigen_shared::graphql::conventions::integration_key(
+        ichigen_shared::graphql::conventions::node_type::LOCATION,
+        &location,
+    );
     let answer = async {
         let caller = authorize_integration(&req, &auth, API)?;
         let at_least = at_least(&req)?;

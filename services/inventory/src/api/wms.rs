@@ -19,6 +19,7 @@ use crate::domain::{StockCommand, StockEvent, StockItem, StockLevels};
 use crate::handlers::HandlerError;
 use crate::InventoryService;
 use ichigen_shared::aggregate::FoldError;
+use ichigen_shared::graphql::conventions::{integration_key, node_type};
 use ichigen_shared::http::bulk::{bulk_answer, recover_lines, run_lines, LineOutcome};
 use ichigen_shared::http::idempotency::Execution;
 use serde::de::DeserializeOwned;
@@ -64,10 +65,12 @@ macro_rules! movement {
         impl Movement for $name {
             fn into_line(self) -> Line {
                 let $s = self;
+                // A location code, or the GraphQL id of a Location.
+                let location = integration_key(node_type::LOCATION, &$s.location);
                 Line {
                     command: $command,
                     sku: $s.sku,
-                    location: $s.location,
+                    location,
                 }
             }
         }
@@ -107,7 +110,7 @@ movement!(
     TransferOut { qty: i64, to_location: String, transfer_id: String }
     => |s| StockCommand::TransferOut {
         qty: s.qty,
-        to_location: s.to_location,
+        to_location: integration_key(node_type::LOCATION, &s.to_location),
         transfer_id: s.transfer_id,
     }
 );
@@ -119,7 +122,7 @@ movement!(
     => |s| StockCommand::ExpectIncoming {
         qty: s.qty,
         transfer_id: s.transfer_id,
-        from_location: s.from_location,
+        from_location: integration_key(node_type::LOCATION, &s.from_location),
     }
 );
 movement!(
