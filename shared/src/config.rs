@@ -32,6 +32,9 @@ pub struct StoreSettings {
     pub connect_timeout_ms: u64,
     /// Embedded and PostgreSQL stores: most events per group commit.
     pub max_batch_events: usize,
+    /// PostgreSQL: a PEM file of CA certificates to trust besides the system's (a managed
+    /// database's CA bundle), for `sslmode=require` in `store.url`; empty for none.
+    pub tls_ca_file: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -131,6 +134,7 @@ impl Default for Settings {
                 path: PathBuf::from("./data"),
                 url: "esdb://127.0.0.1:2113?tls=false".into(),
                 connect_timeout_ms: 5000,
+                tls_ca_file: String::new(),
                 max_batch_events: 8192,
             },
             http: HttpSettings {

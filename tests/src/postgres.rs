@@ -17,11 +17,23 @@ pub struct TestPostgres {
     dir: tempfile::TempDir,
     port: u16,
     as_postgres: bool,
+    /// Serves TLS with a certificate for 127.0.0.1 signed by a CA of its own.
+    tls: bool,
 }
 
 impl TestPostgres {
     /// `initdb`, then start on a free port; panics with the server's log when that fails.
     pub fn start() -> TestPostgres {
+        Self::start_with(false)
+    }
+
+    /// [`Self::start`] serving TLS (as well as plain connections) with a certificate for
+    /// 127.0.0.1 signed by a test CA: [`Self::ca_file`] is the CA to trust.
+    pub fn start_with_tls() -> TestPostgres {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> TestPostgres {
         let bin = bin_dir().expect("PostgreSQL server binaries (initdb) not found");
         let as_postgres = running_as_root();
         let dir = tempfile::Builder::new()
@@ -44,6 +56,7 @@ impl TestPostgres {
             dir,
             port,
             as_postgres,
+            tls,
         };
         let out = server
             .command("initdb")
@@ -57,8 +70,93 @@ impl TestPostgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if tls {
+            server.make_certificates();
+        }
         server.launch();
         server
+    }
+
+    /// The test CA's certificate (PEM), for a server started with TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("tls").join("ca.crt")
+    }
+
+    /// A CA and a server certificate for 127.0.0.1, with openssl, owned by the server's user.
+    fn make_certificates(&self) {
+        let tls = self.dir.path().join("tls");
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ichigen test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(tls.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&tls)
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let status = Command::new("chmod")
+            .arg("600")
+            .arg(tls.join("server.key"))
+            .status()
+            .expect("chmod");
+        assert!(status.success());
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
@@ -98,12 +196,20 @@ impl TestPostgres {
 
     /// `pg_ctl start` on the data directory, waiting until it accepts connections.
     fn launch(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200 \
              -c shared_buffers=64MB -c fsync=on -c synchronous_commit=on",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            let tls = self.dir.path().join("tls");
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                tls.join("server.crt").display(),
+                tls.join("server.key").display()
+            ));
+        }
         let log = self.dir.path().join("server.log");
         let out = self
             .command("pg_ctl")

@@ -347,3 +347,98 @@ async fn a_newer_schema_and_an_unreachable_database_are_refused() {
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// `sslmode=require` in `store.url` encrypts every connection, trusting the CA named by the
+/// options (a managed database's bundle); an untrusted server certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_postgres), ignore = "PostgreSQL is not installed (no initdb)")]
+async fn tls_is_used_when_the_url_requires_it() {
+    let server = TestPostgres::start_with_tls();
+    let url = format!("{}?sslmode=require", server.url());
+    let trusting = PostgresOptions {
+        ca_file: Some(server.ca_file()),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect(&url, trusting).await.unwrap();
+    let stream = format!("{}-1", fresh_category());
+    store
+        .append(
+            &stream,
+            ExpectedRevision::NoStream,
+            vec![event("Secret.v1", serde_json::json!({}))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.read_stream(&stream, 0, 10).await.unwrap().len(), 1);
+    let plain = server.psql(
+        "SELECT count(*) FROM pg_stat_activity a LEFT JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name = 'ichigen' AND NOT coalesce(s.ssl, false)",
+    );
+    let encrypted = server.psql(
+        "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name = 'ichigen' AND s.ssl",
+    );
+    assert_eq!(plain, "0", "an ichigen connection without TLS");
+    assert!(
+        encrypted.parse::<u32>().unwrap() >= 2,
+        "{encrypted} TLS connections"
+    );
+    store.shutdown().await;
+    // Without the CA, the server's certificate is not trusted: refused, not downgraded.
+    match PostgresStore::connect(&url, PostgresOptions::default()).await {
+        Err(StoreError::Unavailable(message)) => {
+            assert!(message.contains("127.0.0.1"), "{message}")
+        }
+        Err(other) => panic!("expected Unavailable, got {other}"),
+        Ok(_) => panic!("an untrusted certificate was accepted"),
+    }
+}
+
+/// Two stores on one database (what two processes are): each writer remembers revisions
+/// between its commits, and learns what the other appended since, so an expectation is
+/// decided on what is stored; a retry of the other's append is recognised by its ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_postgres), ignore = "PostgreSQL is not installed (no initdb)")]
+async fn a_writer_sees_what_another_process_appended_since_its_last_commit() {
+    let server = TestPostgres::start();
+    let a = connect(&server).await;
+    let b = connect(&server).await;
+    let stream = format!("{}-1", fresh_category());
+    let one = || vec![event("Shared.v1", serde_json::json!({}))];
+    a.append(&stream, ExpectedRevision::NoStream, one())
+        .await
+        .unwrap();
+    b.append(&stream, ExpectedRevision::Exact(0), one())
+        .await
+        .unwrap();
+    // A last wrote revision 0; B's revision 1 is what counts.
+    match a.append(&stream, ExpectedRevision::Exact(0), one()).await {
+        Err(StoreError::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, Some(1)),
+        other => panic!("expected WrongExpectedVersion, got {other:?}"),
+    }
+    assert_eq!(
+        a.append(&stream, ExpectedRevision::Exact(1), one())
+            .await
+            .unwrap()
+            .next_expected,
+        2
+    );
+    // B retries A's last append (same ids) under Any and at its place: the same answer, once.
+    let batch = one();
+    let first = a
+        .append(&stream, ExpectedRevision::Exact(2), batch.clone())
+        .await
+        .unwrap();
+    let any = b
+        .append(&stream, ExpectedRevision::Any, batch.clone())
+        .await
+        .unwrap();
+    let exact = b
+        .append(&stream, ExpectedRevision::Exact(2), batch)
+        .await
+        .unwrap();
+    assert_eq!((any, exact), (first, first));
+    assert_eq!(read_whole_stream(&a, &stream).await.unwrap().len(), 4);
+    a.shutdown().await;
+    b.shutdown().await;
+}

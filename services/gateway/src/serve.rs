@@ -66,6 +66,8 @@ pub async fn open_store(settings: &Settings) -> Result<DynEventStore, StoreError
             let options = PostgresOptions {
                 connect_timeout: Duration::from_millis(settings.store.connect_timeout_ms),
                 max_batch_events: settings.store.max_batch_events,
+                ca_file: (!settings.store.tls_ca_file.is_empty())
+                    .then(|| settings.store.tls_ca_file.clone().into()),
                 ..PostgresOptions::default()
             };
             Ok(Arc::new(

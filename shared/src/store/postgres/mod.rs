@@ -15,6 +15,7 @@
 
 pub mod schema;
 mod tail;
+mod tls;
 mod writer;
 
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -27,7 +28,7 @@ use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use writer::{AppendRequest, Command, Writer};
 
 pub use writer::APPEND_LOCK;
@@ -45,6 +46,8 @@ pub struct PostgresOptions {
     pub max_event_bytes: usize,
     /// Read connections kept open (and most reads at once).
     pub readers: usize,
+    /// CA certificates (PEM) to trust for TLS besides the system's and the Mozilla roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Batches the tail keeps for live subscribers; one that falls further behind catches up
     /// from the table instead.
     pub live_buffer_batches: usize,
@@ -58,6 +61,7 @@ impl Default for PostgresOptions {
             queue_capacity: 65_536,
             max_event_bytes: 4 * 1024 * 1024,
             readers: 8,
+            ca_file: None,
             live_buffer_batches: 4096,
         }
     }
@@ -91,9 +95,12 @@ impl PostgresStore {
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Unavailable(format!("store.url is not a PostgreSQL URL: {e}"))
         })?;
+        let tls = tls::MakeRustls::new(options.ca_file.as_deref())
+            .map_err(|e| StoreError::Unavailable(format!("cannot set up TLS: {e}")))?;
         let connect = Arc::new(Connector {
             config,
             timeout: options.connect_timeout,
+            tls,
         });
         let mut first = connect.connect().await?;
         schema::migrate(&mut first).await?;
@@ -157,6 +164,7 @@ impl PostgresStore {
 pub(crate) struct Connector {
     config: tokio_postgres::Config,
     timeout: Duration,
+    tls: tls::MakeRustls,
 }
 
 impl Connector {
@@ -165,12 +173,15 @@ impl Connector {
     ) -> Result<
         (
             Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+            tokio_postgres::Connection<
+                tokio_postgres::Socket,
+                tls::RustlsStream<tokio_postgres::Socket>,
+            >,
         ),
         StoreError,
     > {
         let timeout = self.timeout;
-        tokio::time::timeout(timeout, self.config.connect(NoTls))
+        tokio::time::timeout(timeout, self.config.connect(self.tls.clone()))
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!(
@@ -195,8 +206,15 @@ impl Connector {
                 tracing::debug!(error = %e, "PostgreSQL connection ended");
             }
         });
+        // Every query of the store is an index lookup or an index range scan. The planner's
+        // statistics of a log that grows by thousands of rows a second lag behind it (a
+        // statement prepared while the table looked empty kept a sequential scan: measured,
+        // appends at 256 writers ran at an eighth of plain inserts), so it is told not to scan.
         client
-            .batch_execute("SET synchronous_commit = on; SET application_name = 'ichigen'")
+            .batch_execute(
+                "SET synchronous_commit = on; SET application_name = 'ichigen'; \
+                 SET enable_seqscan = off",
+            )
             .await
             .map_err(schema::store_error)?;
         Ok(client)

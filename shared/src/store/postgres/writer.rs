@@ -70,7 +70,21 @@ pub(super) struct Writer {
     committed: Arc<Notify>,
     batch_size: Arc<Histogram>,
     latency: Arc<Histogram>,
+    /// The last revision of streams this writer saw, as of position `known_head` (see
+    /// [`Writer::try_commit`]); `None` after a failure, when nothing is known.
+    known: Known,
 }
+
+/// Stream revisions as of a head: what the writer need not read again while nobody else
+/// appends. Cleared past [`KNOWN_STREAMS`] streams (they are read again on demand).
+#[derive(Default)]
+struct Known {
+    head: Option<u64>,
+    revisions: HashMap<String, u64>,
+}
+
+/// Most streams the writer keeps the revision of.
+const KNOWN_STREAMS: usize = 1_000_000;
 
 /// What is stored of one event id: where it is.
 #[derive(Clone)]
@@ -88,6 +102,7 @@ impl Writer {
             client: None,
             max_batch_events: max_batch_events.max(1),
             committed,
+            known: Known::default(),
             batch_size: m.histogram(
                 "ichigen_store_commit_batch_events",
                 "Events written per group commit.",
@@ -139,12 +154,18 @@ impl Writer {
     }
 
     async fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
-        let outcome = match tokio::time::timeout(COMMIT_TIMEOUT, self.try_commit(&batch)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "PostgreSQL did not commit within {COMMIT_TIMEOUT:?}"
-            ))),
+        let outcome = match self.attempt(&batch, false).await {
+            // An event id is stored already (a retry under `Any`, from this process or another):
+            // the transaction rolled back; decide again knowing where every id is.
+            Err(Failure::IdStored) => self.attempt(&batch, true).await,
+            other => other,
         };
+        let outcome = outcome.map_err(|f| match f {
+            Failure::Store(e) => e,
+            Failure::IdStored => {
+                StoreError::Unavailable("an event id was stored twice concurrently".into())
+            }
+        });
         match outcome {
             Ok(results) => {
                 let events: usize = batch.iter().map(|a| a.events.len()).sum();
@@ -160,11 +181,26 @@ impl Writer {
                 // before the connection broke): they retry with the same ids, which is safe.
                 tracing::warn!(error = %e, "PostgreSQL group commit failed");
                 self.client = None;
+                self.known = Known::default();
                 let text = e.to_string();
                 for a in batch {
                     let _ = a.reply.send(Err(StoreError::Unavailable(text.clone())));
                 }
             }
+        }
+    }
+
+    /// [`Self::try_commit`] within [`COMMIT_TIMEOUT`].
+    async fn attempt(
+        &mut self,
+        batch: &[AppendRequest],
+        check_ids: bool,
+    ) -> Result<Vec<Result<AppendResult, StoreError>>, Failure> {
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.try_commit(batch, check_ids)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure::Store(StoreError::Unavailable(format!(
+                "PostgreSQL did not commit within {COMMIT_TIMEOUT:?}"
+            )))),
         }
     }
 
@@ -181,55 +217,93 @@ impl Writer {
 
     /// One transaction for the batch; the per-append results, or a failure of the whole.
     ///
-    /// Two round trips: the statements of each half are pipelined (sent together, run by the
-    /// server one after another, each on a snapshot taken after the lock was granted). Any
-    /// failure drops the connection, so no transaction is ever left half open on it.
+    /// Two round trips as a rule: the statements of each half are pipelined (sent together,
+    /// run by the server one after another, each on a snapshot taken after the lock was
+    /// granted). The first reads the head and the revisions it does not know: of streams
+    /// appended to since its last commit (by other processes: a range of the log, empty while
+    /// nobody else writes) and of streams it has not seen. Event ids are looked up only for
+    /// appends whose expectation failed (a retry at its place?) or, with `check_ids`, for all;
+    /// otherwise the unique index on ids is the check, and a retry it catches comes back as
+    /// [`Failure::IdStored`]. Any failure drops the connection, so no transaction is ever left
+    /// half open on it.
     async fn try_commit(
         &mut self,
         batch: &[AppendRequest],
-    ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
-        let c = self.conn().await?;
-        let streams: Vec<&str> = {
-            let mut s: Vec<&str> = batch.iter().map(|a| a.stream.as_str()).collect();
+        check_ids: bool,
+    ) -> Result<Vec<Result<AppendResult, StoreError>>, Failure> {
+        // Taken: whatever fails from here leaves nothing known (read again next time).
+        let known = std::mem::take(&mut self.known);
+        let known_head = known.head;
+        let unknown: Vec<&str> = {
+            let mut s: Vec<&str> = batch
+                .iter()
+                .map(|a| a.stream.as_str())
+                .filter(|s| known_head.is_none() || !known.revisions.contains_key(*s))
+                .collect();
             s.sort_unstable();
             s.dedup();
             s
         };
-        let ids: Vec<Uuid> = batch
-            .iter()
-            .flat_map(|a| a.events.iter().map(|e| e.id))
-            .collect();
+        let c = self.conn().await?;
+        // Nothing known: every stream of the batch is probed, and the changed range is empty
+        // (reading it from the start would scan the whole log).
+        let since = known_head.map_or(i64::MAX, |h| h as i64);
         let lock_key: [&(dyn ToSql + Sync); 1] = [&APPEND_LOCK];
-        let stream_param: [&(dyn ToSql + Sync); 1] = [&streams];
-        let id_param: [&(dyn ToSql + Sync); 1] = [&ids];
-        let (_, _, head, revision_rows, id_rows) = futures::try_join!(
+        let since_param: [&(dyn ToSql + Sync); 1] = [&since];
+        let stream_param: [&(dyn ToSql + Sync); 1] = [&unknown];
+        let (_, _, head, changed, probed) = futures::try_join!(
             c.client.execute(&c.begin, &[]),
             c.client.execute(&c.lock, &lock_key),
             c.client.query_one(&c.head, &[]),
+            c.client.query(&c.changed, &since_param),
             c.client.query(&c.revisions, &stream_param),
-            c.client.query(&c.ids, &id_param),
         )
         .map_err(store_error)?;
         let head: i64 = head.get(0);
-        let mut revisions: HashMap<String, u64> = HashMap::with_capacity(streams.len());
-        for row in revision_rows {
-            let revision: Option<i64> = row.get(1);
-            if let Some(revision) = revision {
+        let mut revisions: HashMap<String, u64> = if known_head.is_some() {
+            known.revisions
+        } else {
+            HashMap::new()
+        };
+        if known_head.is_some() {
+            for row in changed {
+                let revision: i64 = row.get(1);
                 revisions.insert(row.get(0), revision as u64);
             }
         }
+        for row in probed {
+            let revision: Option<i64> = row.get(1);
+            match revision {
+                Some(r) => revisions.insert(row.get(0), r as u64),
+                None => revisions.remove(row.get::<_, &str>(0)),
+            };
+        }
+        // Which appends need to know where their ids are stored.
+        let lookup: Vec<Uuid> = batch
+            .iter()
+            .filter(|a| check_ids || !a.expected.is_met_by(revisions.get(&a.stream).copied()))
+            .flat_map(|a| a.events.iter().map(|e| e.id))
+            .collect();
         let mut stored: HashMap<Uuid, Stored> = HashMap::new();
-        for row in id_rows {
-            let revision: i64 = row.get(2);
-            let position: i64 = row.get(3);
-            stored.insert(
-                row.get(0),
-                Stored {
-                    stream: row.get(1),
-                    revision: revision as u64,
-                    position: position as u64,
-                },
-            );
+        if !lookup.is_empty() {
+            let id_param: [&(dyn ToSql + Sync); 1] = [&lookup];
+            for row in c
+                .client
+                .query(&c.ids, &id_param)
+                .await
+                .map_err(store_error)?
+            {
+                let revision: i64 = row.get(2);
+                let position: i64 = row.get(3);
+                stored.insert(
+                    row.get(0),
+                    Stored {
+                        stream: row.get(1),
+                        revision: revision as u64,
+                        position: position as u64,
+                    },
+                );
+            }
         }
 
         let mut rows = Rows::default();
@@ -275,31 +349,60 @@ impl Writer {
                 .execute(&c.commit, &[])
                 .await
                 .map_err(store_error)?;
-            return Ok(results);
+        } else {
+            let last = (next_position - 1).to_string();
+            let columns: [&(dyn ToSql + Sync); 10] = [
+                &rows.position,
+                &rows.stream,
+                &rows.revision,
+                &rows.id,
+                &rows.event_type,
+                &rows.data,
+                &rows.correlation_id,
+                &rows.causation_id,
+                &rows.actor,
+                &rows.occurred_at,
+            ];
+            let notice: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &last];
+            // The notification is delivered to every listener when (and only if) the
+            // transaction commits. A failed insert aborts the transaction, so the COMMIT after
+            // it rolls back.
+            let inserted = futures::try_join!(
+                c.client.execute(&c.insert, &columns),
+                c.client.execute(&c.notify, &notice),
+                c.client.execute(&c.commit, &[]),
+            );
+            if let Err(e) = inserted {
+                let id_taken = e.as_db_error().is_some_and(|d| {
+                    d.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                        && d.constraint() == Some("ichigen_events_id")
+                });
+                if id_taken && !check_ids && !c.client.is_closed() {
+                    return Err(Failure::IdStored);
+                }
+                return Err(store_error(e).into());
+            }
         }
-        let last = (next_position - 1).to_string();
-        // The notification is delivered to every listener when (and only if) the transaction
-        // commits. A failed insert aborts the transaction, so the COMMIT after it rolls back.
-        let columns: [&(dyn ToSql + Sync); 10] = [
-            &rows.position,
-            &rows.stream,
-            &rows.revision,
-            &rows.id,
-            &rows.event_type,
-            &rows.data,
-            &rows.correlation_id,
-            &rows.causation_id,
-            &rows.actor,
-            &rows.occurred_at,
-        ];
-        let notice: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &last];
-        futures::try_join!(
-            c.client.execute(&c.insert, &columns),
-            c.client.execute(&c.notify, &notice),
-            c.client.execute(&c.commit, &[]),
-        )
-        .map_err(store_error)?;
+        if revisions.len() <= KNOWN_STREAMS {
+            self.known = Known {
+                head: Some(next_position - 1),
+                revisions,
+            };
+        }
         Ok(results)
+    }
+}
+
+/// Why a group commit failed.
+enum Failure {
+    /// An event id of the batch is stored already: decide again with every id looked up.
+    IdStored,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
     }
 }
 
@@ -309,6 +412,7 @@ struct Conn {
     begin: Statement,
     lock: Statement,
     head: Statement,
+    changed: Statement,
     revisions: Statement,
     ids: Statement,
     insert: Statement,
@@ -318,35 +422,42 @@ struct Conn {
 
 impl Conn {
     async fn prepare(client: Client) -> Result<Self, StoreError> {
-        let (begin, lock, head, revisions, ids, insert, notify, commit) = futures::try_join!(
-            client.prepare("BEGIN"),
-            client.prepare("SELECT pg_advisory_xact_lock($1)"),
-            client.prepare("SELECT coalesce(max(position), 0) FROM ichigen_events"),
-            // One index probe per stream (a GROUP BY over `stream = ANY(…)` may scan the table).
-            client.prepare(
-                "SELECT s.stream, (SELECT e.revision FROM ichigen_events e \
+        let (begin, lock, head, changed, revisions, ids, insert, notify, commit) =
+            futures::try_join!(
+                client.prepare("BEGIN"),
+                client.prepare("SELECT pg_advisory_xact_lock($1)"),
+                client.prepare("SELECT coalesce(max(position), 0) FROM ichigen_events"),
+                // The streams appended to after a position: what others wrote since our commit.
+                client.prepare(
+                    "SELECT stream, max(revision) FROM ichigen_events WHERE position > $1 \
+                 GROUP BY stream"
+                ),
+                // One index probe per stream (a GROUP BY over `stream = ANY(…)` may scan the table).
+                client.prepare(
+                    "SELECT s.stream, (SELECT e.revision FROM ichigen_events e \
                  WHERE e.stream = s.stream ORDER BY e.revision DESC LIMIT 1) \
                  FROM unnest($1::text[]) AS s(stream)"
-            ),
-            client.prepare(
-                "SELECT e.id, e.stream, e.revision, e.position \
+                ),
+                client.prepare(
+                    "SELECT e.id, e.stream, e.revision, e.position \
                  FROM unnest($1::uuid[]) AS i(id) JOIN ichigen_events e ON e.id = i.id"
-            ),
-            client.prepare(
-                "INSERT INTO ichigen_events (position, stream, revision, id, type, data, \
+                ),
+                client.prepare(
+                    "INSERT INTO ichigen_events (position, stream, revision, id, type, data, \
                  correlation_id, causation_id, actor, occurred_at) \
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
                  $5::text[], $6::bytea[], $7::uuid[], $8::uuid[], $9::text[], $10::timestamptz[])"
-            ),
-            client.prepare("SELECT pg_notify($1, $2)"),
-            client.prepare("COMMIT"),
-        )
-        .map_err(store_error)?;
+                ),
+                client.prepare("SELECT pg_notify($1, $2)"),
+                client.prepare("COMMIT"),
+            )
+            .map_err(store_error)?;
         Ok(Conn {
             client,
             begin,
             lock,
             head,
+            changed,
             revisions,
             ids,
             insert,
