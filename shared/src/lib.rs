@@ -23,6 +23,7 @@ pub mod store;
 pub mod striped;
 pub mod tasks;
 pub mod telemetry;
+pub mod test_postgres;
 pub mod validate;
 
 pub use envelope::{Actor, Metadata, NewEvent, RecordedEvent};

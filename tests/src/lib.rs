@@ -3,6 +3,7 @@
 //! PostgreSQL server (`postgres`) and a tiny file system to fill (`tinyfs`).
 
 pub mod conformance;
-pub mod postgres;
+/// The throwaway PostgreSQL server (kept in the shared crate so the benchmarks use it too).
+pub use ichigen_shared::test_postgres as postgres;
 pub mod server;
 pub mod tinyfs;

@@ -23,6 +23,11 @@
 //! each under a fresh idempotency key, for `MEASURE` after `WARMUP`; only orders answered with
 //! `errors: []` count. Median of `ICHIGEN_BENCH_RUNS` runs (default 3).
 //!
+//! Then, where PostgreSQL's server binaries are installed (and `ICHIGEN_BENCH_POSTGRES` is not
+//! `0`), the same GraphQL load against the all-in-one server on a throwaway PostgreSQL
+//! (`store.backend = "postgres"`, seeded the same way), at 64 clients, with its ratio to the
+//! embedded store measured in the same run.
+//!
 //! For diagnosis: `ICHIGEN_BENCH_CLIENTS=64` (comma-separated client counts),
 //! `ICHIGEN_BENCH_SECONDS=30` (a longer measurement) and `ICHIGEN_BENCH_TIMELINE=1` (orders,
 //! p99 and the slowest order of every second, to tell a steady queue from stalls).
@@ -237,8 +242,101 @@ async fn bench() {
     }
     report_store_work(&server.store, timeline).await;
     baseline_handle.stop(true).await;
-    server.stop().await;
     base_store.shutdown().await;
+    if std::env::var("ICHIGEN_BENCH_POSTGRES").as_deref() != Ok("0")
+        && ichigen_shared::test_postgres::bin_dir().is_some()
+    {
+        on_postgres(&server, tokens.clone()).await;
+    }
+    server.stop().await;
+}
+
+/// The GraphQL load at 64 clients on the all-in-one server on PostgreSQL, interleaved with the
+/// embedded server (still running) so that both are measured under the same conditions.
+async fn on_postgres(embedded: &serve::RunningServer, tokens: Arc<Vec<String>>) {
+    let pg = ichigen_shared::test_postgres::TestPostgres::start();
+    let url = pg.url();
+    {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("seeding runtime");
+            runtime.block_on(async move {
+                let store: DynEventStore = Arc::new(
+                    ichigen_shared::store::postgres::PostgresStore::connect(
+                        &url,
+                        Default::default(),
+                    )
+                    .await
+                    .expect("seed store"),
+                );
+                seed_through_second_instance(&store).await;
+                store.shutdown().await;
+            });
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        })
+        .join()
+        .expect("seeding thread");
+    }
+    let mut settings = Settings::default();
+    settings.store.backend = ichigen_shared::config::Backend::Postgres;
+    settings.store.url = url;
+    settings.http.bind = "127.0.0.1:0".into();
+    settings.http.workers = 2;
+    settings.http.shutdown_timeout_secs = 1;
+    settings.auth.secret = SECRET.into();
+    let server = serve::start(settings, Target::All)
+        .await
+        .expect("server on PostgreSQL");
+    wait_until_orderable(server.addr, Api::Graphql, &tokens).await;
+    let mut pairs = Vec::new();
+    for run in 0..runs() {
+        let tag = format!("pg{run}");
+        let p = drive(server.addr, 64, &tag, tokens.clone(), Api::Graphql).await;
+        settle(&server.store).await;
+        let e = drive(
+            embedded.addr,
+            64,
+            &format!("e{tag}"),
+            tokens.clone(),
+            Api::Graphql,
+        )
+        .await;
+        settle(&embedded.store).await;
+        println!(
+            "run {run}, 64 clients: PostgreSQL {:.0} orders/s p50 {:.2} ms p99 {:.2} ms ({} failed) \
+             | embedded {:.0} orders/s p99 {:.2} ms",
+            p.rate,
+            ms(p.p50),
+            ms(p.p99),
+            p.failed,
+            e.rate,
+            ms(e.p99)
+        );
+        pairs.push((p, e));
+    }
+    let med = |f: &dyn Fn(&(Phase, Phase)) -> f64| median(pairs.iter().map(f).collect());
+    let (p_rate, e_rate) = (med(&|x| x.0.rate), med(&|x| x.1.rate));
+    println!();
+    println!("| store | GraphQL orders/s (64 clients) | p50 | p99 | ratio to embedded | failed |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| PostgreSQL | {p_rate:.0} | {:.2} ms | {:.2} ms | {:.2} | {} |",
+        med(&|x| ms(x.0.p50)),
+        med(&|x| ms(x.0.p99)),
+        p_rate / e_rate,
+        pairs.iter().map(|x| x.0.failed).sum::<usize>()
+    );
+    println!(
+        "| embedded | {e_rate:.0} | {:.2} ms | {:.2} ms | 1.00 | {} |",
+        med(&|x| ms(x.1.p50)),
+        med(&|x| ms(x.1.p99)),
+        pairs.iter().map(|x| x.1.failed).sum::<usize>()
+    );
+    server.stop().await;
 }
 
 /// The client counts measured: `ICHIGEN_BENCH_CLIENTS` (comma-separated), default 16 and 64.

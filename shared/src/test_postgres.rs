@@ -1,12 +1,15 @@
-//! A throwaway PostgreSQL server for tests: `initdb` into a temporary directory, `pg_ctl start`
-//! on a free 127.0.0.1 port, stopped (and the directory removed) when dropped.
+//! A throwaway PostgreSQL server for tests and benchmarks: `initdb` into a temporary directory,
+//! `pg_ctl start` on a free 127.0.0.1 port, stopped (and the directory removed) when dropped.
+//! Test support, not product code: it panics when the server cannot be started.
 //!
 //! The server binaries are found under `/usr/lib/postgresql/<version>/bin` (Debian's layout),
 //! in `ICHIGEN_TEST_PG_BIN`, or on `PATH`. PostgreSQL refuses to run as root, so when the tests
 //! run as root the server runs as the `postgres` user (`runuser -u postgres --`), which owns its
-//! directory. Tests that need a server are compiled with `cfg(has_postgres)` (set by this
+//! directory. Tests that need a server are compiled with `cfg(has_postgres)` (set by the tests
 //! crate's build script when it finds `initdb`) and are `#[ignore]`d otherwise, so that the
 //! runner reports them as skipped rather than passed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
