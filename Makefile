@@ -20,6 +20,7 @@ test:
 ## Benchmarks (release build); results go into BENCHMARKS.md by hand, with the date and machine.
 bench:
 	$(CARGO) bench -p ichigen-shared --bench event_store
+	$(CARGO) bench -p ichigen-tests --bench postgres_store
 	$(CARGO) bench -p ichigen-inventory --bench reservations
 	$(CARGO) bench -p ichigen-inventory --bench view_rebuild
 	$(CARGO) bench -p ichigen-gateway --bench availability

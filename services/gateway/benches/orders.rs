@@ -25,8 +25,9 @@
 //!
 //! Then, where PostgreSQL's server binaries are installed (and `ICHIGEN_BENCH_POSTGRES` is not
 //! `0`), the same GraphQL load against the all-in-one server on a throwaway PostgreSQL
-//! (`store.backend = "postgres"`, seeded the same way), at 64 clients, with its ratio to the
-//! embedded store measured in the same run.
+//! (`store.backend = "postgres"`, seeded the same way), at 64 clients, interleaved with a fresh
+//! all-in-one server on the embedded store (seeded the same way, so both start equal): the
+//! ratio of the two in the same run. `ICHIGEN_BENCH_POSTGRES=only` runs just that comparison.
 //!
 //! For diagnosis: `ICHIGEN_BENCH_CLIENTS=64` (comma-separated client counts),
 //! `ICHIGEN_BENCH_SECONDS=30` (a longer measurement) and `ICHIGEN_BENCH_TIMELINE=1` (orders,
@@ -145,32 +146,19 @@ struct Phase {
 }
 
 async fn bench() {
+    if std::env::var("ICHIGEN_BENCH_POSTGRES").as_deref() == Ok("only") {
+        on_postgres().await;
+        return;
+    }
     // The system under test: the all-in-one server, started on a store seeded beforehand (it
     // replays it on start, as after any restart).
     let dir = seeded_store();
-    let mut settings = Settings::default();
+    let mut settings = bench_settings();
     settings.store.path = dir.path().to_path_buf();
-    settings.http.bind = "127.0.0.1:0".into();
-    settings.http.workers = 2;
-    settings.http.shutdown_timeout_secs = 1;
-    settings.auth.secret = SECRET.into();
     let started = Instant::now();
     let server = serve::start(settings, Target::All).await.expect("server");
     let client_counts = client_counts();
-    let tokens = Arc::new(
-        (0..*client_counts.iter().max().expect("counts"))
-            .map(|c| {
-                JwtAuth::new(SECRET)
-                    .mint(
-                        Role::Customer,
-                        &customer(c),
-                        None,
-                        chrono::Duration::hours(2),
-                    )
-                    .expect("token")
-            })
-            .collect::<Vec<_>>(),
-    );
+    let tokens = tokens(*client_counts.iter().max().expect("counts"));
     let graphql = server.addr;
     // The server's views replay the seeded store: wait until an order goes through.
     wait_until_orderable(graphql, Api::Graphql, &tokens).await;
@@ -243,17 +231,57 @@ async fn bench() {
     report_store_work(&server.store, timeline).await;
     baseline_handle.stop(true).await;
     base_store.shutdown().await;
-    if std::env::var("ICHIGEN_BENCH_POSTGRES").as_deref() != Ok("0")
-        && ichigen_shared::test_postgres::bin_dir().is_some()
-    {
-        on_postgres(&server, tokens.clone()).await;
-    }
     server.stop().await;
+    drop(dir);
+    if std::env::var("ICHIGEN_BENCH_POSTGRES").as_deref() != Ok("0") {
+        on_postgres().await;
+    }
 }
 
-/// The GraphQL load at 64 clients on the all-in-one server on PostgreSQL, interleaved with the
-/// embedded server (still running) so that both are measured under the same conditions.
-async fn on_postgres(embedded: &serve::RunningServer, tokens: Arc<Vec<String>>) {
+/// Customers' tokens for `n` clients.
+fn tokens(n: usize) -> Arc<Vec<String>> {
+    Arc::new(
+        (0..n)
+            .map(|c| {
+                JwtAuth::new(SECRET)
+                    .mint(
+                        Role::Customer,
+                        &customer(c),
+                        None,
+                        chrono::Duration::hours(2),
+                    )
+                    .expect("token")
+            })
+            .collect(),
+    )
+}
+
+/// The server's settings for the bench (2 HTTP workers, the bench's secret).
+fn bench_settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.http.bind = "127.0.0.1:0".into();
+    settings.http.workers = 2;
+    settings.http.shutdown_timeout_secs = 1;
+    settings.auth.secret = SECRET.into();
+    settings
+}
+
+/// The GraphQL load at 64 clients on the all-in-one server on PostgreSQL, interleaved with a
+/// fresh one on the embedded store, both seeded alike, so that both are measured under the same
+/// conditions.
+async fn on_postgres() {
+    if ichigen_shared::test_postgres::bin_dir().is_none() {
+        println!("PostgreSQL is not installed (no initdb): the PostgreSQL comparison is skipped");
+        return;
+    }
+    let tokens = tokens(64);
+    let embedded_dir = seeded_store();
+    let mut embedded_settings = bench_settings();
+    embedded_settings.store.path = embedded_dir.path().to_path_buf();
+    let embedded = serve::start(embedded_settings, Target::All)
+        .await
+        .expect("embedded server");
+    wait_until_orderable(embedded.addr, Api::Graphql, &tokens).await;
     let pg = ichigen_shared::test_postgres::TestPostgres::start();
     let url = pg.url();
     {
@@ -337,6 +365,7 @@ async fn on_postgres(embedded: &serve::RunningServer, tokens: Arc<Vec<String>>) 
         pairs.iter().map(|x| x.1.failed).sum::<usize>()
     );
     server.stop().await;
+    embedded.stop().await;
 }
 
 /// The client counts measured: `ICHIGEN_BENCH_CLIENTS` (comma-separated), default 16 and 64.
