@@ -1,5 +1,6 @@
 //! The `ichigen` binary as an operator meets it: one clear error line and a non-zero exit for
-//! bad configuration, a locked or corrupt data directory and an unreachable KurrentDB; graceful
+//! bad configuration, a locked or corrupt data directory and an unreachable KurrentDB or
+//! PostgreSQL; graceful
 //! shutdown on SIGTERM; `token` and `schema`.
 
 #![allow(clippy::unwrap_used)] // helpers of an integration test: a failed unwrap is a failed test
@@ -72,6 +73,35 @@ fn unreachable_kurrentdb_is_one_clear_line() {
         dir.path(),
     );
     assert!(one_error_line(&out).contains("KurrentDB"));
+}
+
+#[test]
+fn an_unreachable_or_misnamed_postgresql_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ichigen(
+        &["serve"],
+        &[
+            ("ICHIGEN__STORE__BACKEND", "postgres"),
+            (
+                "ICHIGEN__STORE__URL",
+                "postgres://ichigen@127.0.0.1:1/ichigen",
+            ),
+            ("ICHIGEN__STORE__CONNECT_TIMEOUT_MS", "1500"),
+        ],
+        dir.path(),
+    );
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("PostgreSQL") && line.contains("127.0.0.1:1"),
+        "{line}"
+    );
+    // A KurrentDB URL (the default) is no PostgreSQL URL.
+    let out = ichigen(
+        &["serve"],
+        &[("ICHIGEN__STORE__BACKEND", "postgres")],
+        dir.path(),
+    );
+    assert!(one_error_line(&out).contains("postgres://"));
 }
 
 #[test]
