@@ -10,77 +10,25 @@
 //! Each figure is the median of `ICHIGEN_BENCH_RUNS` runs (default 3). Prints a Markdown table.
 
 use ichigen_shared::auth::Actor;
-use ichigen_shared::benchkit::{median, percentile, runs};
-use ichigen_shared::envelope::{Metadata, NewEvent};
+use ichigen_shared::benchkit::{self, bench_event, median, runs, AppendRun};
 use ichigen_shared::store::embedded::{schema, EmbeddedOptions, EmbeddedStore};
-use ichigen_shared::store::{EventStore, ExpectedRevision, SubscribeFrom, SubscriptionFilter};
+use ichigen_shared::store::{DynEventStore, EventStore, ExpectedRevision};
 use rusqlite::params;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
-fn new_event(i: u64) -> NewEvent {
-    NewEvent {
-        id: Uuid::new_v4(),
-        event_type: "Benchmarked.v1".into(),
-        data: format!("{{\"sku\":\"SKU-{i}\",\"qty\":1,\"location\":\"S1\"}}").into_bytes(),
-        metadata: Metadata::new(Actor::system("bench")),
-    }
-}
-
-struct AppendRun {
-    events_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// `writers` tasks, each appending one event at a time to its own stream, for `total` events.
+/// [`benchkit::append_run`] on a fresh embedded store.
 async fn append_run(writers: usize, total: usize) -> AppendRun {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
+    let store: DynEventStore = Arc::new(
         EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
             .await
             .expect("open"),
     );
-    let per_writer = total / writers;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let stream = format!("bench-{w}");
-                let mut latencies = Vec::with_capacity(per_writer);
-                let mut last = None;
-                for i in 0..per_writer {
-                    let t = Instant::now();
-                    let r = store
-                        .append(
-                            &stream,
-                            ExpectedRevision::after(last),
-                            vec![new_event(i as u64)],
-                        )
-                        .await
-                        .expect("append");
-                    latencies.push(t.elapsed());
-                    last = Some(r.next_expected);
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(total);
-    for t in tasks {
-        latencies.extend(t.await.expect("writer"));
-    }
-    let elapsed = started.elapsed();
+    let run = benchkit::append_run(&store, writers, total).await;
     store.shutdown().await;
-    latencies.sort();
-    AppendRun {
-        events_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-    }
+    run
 }
 
 /// The baseline: the same rows, pragmas and indexes, written by a plain loop in transactions of
@@ -114,7 +62,7 @@ fn baseline_run(batch: usize, total: usize) -> f64 {
             let mut insert = tx.prepare_cached(schema::INSERT).expect("prepare");
             for (s, revision) in revisions.iter_mut().enumerate() {
                 position += 1;
-                let e = new_event(position);
+                let e = bench_event(position);
                 insert
                     .execute(params![
                         position as i64,
@@ -138,89 +86,17 @@ fn baseline_run(batch: usize, total: usize) -> f64 {
     position as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Paced appends at `rate` events/s for `seconds`; lag = delivery time − ack time per event.
+/// [`benchkit::subscription_lag`] on a fresh embedded store.
 async fn subscription_lag(rate: u64, seconds: u64) -> (Duration, Duration, Duration, usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
+    let store: DynEventStore = Arc::new(
         EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
             .await
             .expect("open"),
     );
-    let acked: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
-    let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
-    let delivered: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
-    let mut sub = store
-        .subscribe(SubscribeFrom::End, SubscriptionFilter::categories(["lag"]))
-        .await
-        .expect("subscribe");
-    let total = (rate * seconds) as usize;
-    let reader = {
-        let delivered = delivered.clone();
-        tokio::spawn(async move {
-            let mut n = 0;
-            while n < total {
-                match sub.next().await {
-                    Some(Ok(e)) => {
-                        delivered.lock().expect("lock").insert(e.id, Instant::now());
-                        n += 1;
-                    }
-                    _ => break,
-                }
-            }
-        })
-    };
-    // 10 writers, each pacing its share with a fixed schedule.
-    let writers = 10u64;
-    let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            let acked = acked.clone();
-            let sent = sent.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                let stream = format!("lag-{w}");
-                let mut last = None;
-                for i in 0..(rate * seconds / writers) {
-                    tick.tick().await;
-                    let e = new_event(i);
-                    let id = e.id;
-                    sent.lock().expect("lock").insert(id, Instant::now());
-                    let r = store
-                        .append(&stream, ExpectedRevision::after(last), vec![e])
-                        .await
-                        .expect("append");
-                    acked.lock().expect("lock").insert(id, Instant::now());
-                    last = Some(r.next_expected);
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("writer");
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    let lag = benchkit::subscription_lag(&store, rate, seconds).await;
     store.shutdown().await;
-    let acked = acked.lock().expect("lock");
-    let delivered = delivered.lock().expect("lock");
-    let mut lags: Vec<Duration> = acked
-        .iter()
-        .filter_map(|(id, ack)| delivered.get(id).map(|d| d.saturating_duration_since(*ack)))
-        .collect();
-    lags.sort();
-    let sent = sent.lock().expect("lock");
-    let mut end_to_end: Vec<Duration> = sent
-        .iter()
-        .filter_map(|(id, s)| delivered.get(id).map(|d| d.saturating_duration_since(*s)))
-        .collect();
-    end_to_end.sort();
-    (
-        percentile(&lags, 0.5),
-        percentile(&lags, 0.99),
-        percentile(&end_to_end, 0.99),
-        lags.len(),
-    )
+    (lag.p50, lag.p99, lag.end_to_end_p99, lag.delivered)
 }
 
 /// Writes `total` events (in 1,000-event appends over 1,000 streams), then times a full replay
@@ -234,7 +110,7 @@ async fn replay(total: usize) -> (f64, f64) {
     let mut last: HashMap<usize, u64> = HashMap::new();
     for c in 0..(total / chunk) {
         let s = c % 1000;
-        let events = (0..chunk).map(|i| new_event(i as u64)).collect();
+        let events = (0..chunk).map(|i| bench_event(i as u64)).collect();
         let r = store
             .append(
                 &format!("replay-{s}"),

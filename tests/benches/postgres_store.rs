@@ -12,24 +12,13 @@
 //! Needs PostgreSQL's server binaries (see `ichigen_tests::postgres::bin_dir`).
 
 use ichigen_shared::auth::Actor;
-use ichigen_shared::benchkit::{median, percentile, runs};
-use ichigen_shared::envelope::{Metadata, NewEvent};
+use ichigen_shared::benchkit::{self, bench_event, median, runs, AppendRun};
 use ichigen_shared::store::postgres::{PostgresOptions, PostgresStore};
-use ichigen_shared::store::{EventStore, ExpectedRevision, SubscribeFrom, SubscriptionFilter};
+use ichigen_shared::store::{DynEventStore, EventStore};
 use ichigen_tests::postgres::{bin_dir, TestPostgres};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-fn new_event(i: u64) -> NewEvent {
-    NewEvent {
-        id: Uuid::new_v4(),
-        event_type: "Benchmarked.v1".into(),
-        data: format!("{{\"sku\":\"SKU-{i}\",\"qty\":1,\"location\":\"S1\"}}").into_bytes(),
-        metadata: Metadata::new(Actor::system("bench")),
-    }
-}
 
 async fn client(pg: &TestPostgres) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
@@ -39,62 +28,21 @@ async fn client(pg: &TestPostgres) -> tokio_postgres::Client {
     client
 }
 
-struct AppendRun {
-    events_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// `writers` tasks, each appending one event at a time to its own stream, for `total` events.
+/// [`benchkit::append_run`] on the server's store, emptied first.
 async fn append_run(pg: &TestPostgres, writers: usize, total: usize) -> AppendRun {
     client(pg)
         .await
         .batch_execute("TRUNCATE ichigen_events")
         .await
         .expect("truncate");
-    let store = Arc::new(
+    let store: DynEventStore = Arc::new(
         PostgresStore::connect(&pg.url(), PostgresOptions::default())
             .await
             .expect("connect"),
     );
-    let per_writer = total / writers;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let stream = format!("bench-{w}");
-                let mut latencies = Vec::with_capacity(per_writer);
-                let mut last = None;
-                for i in 0..per_writer {
-                    let t = Instant::now();
-                    let r = store
-                        .append(
-                            &stream,
-                            ExpectedRevision::after(last),
-                            vec![new_event(i as u64)],
-                        )
-                        .await
-                        .expect("append");
-                    latencies.push(t.elapsed());
-                    last = Some(r.next_expected);
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(total);
-    for t in tasks {
-        latencies.extend(t.await.expect("writer"));
-    }
-    let elapsed = started.elapsed();
+    let run = benchkit::append_run(&store, writers, total).await;
     store.shutdown().await;
-    latencies.sort();
-    AppendRun {
-        events_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-    }
+    run
 }
 
 /// The baseline: the same rows in a table with the same columns and unique indexes, inserted
@@ -126,7 +74,7 @@ async fn baseline_run(pg: &TestPostgres, batch: usize, total: usize) -> f64 {
         let mut times = Vec::with_capacity(batch);
         for (s, revision) in revisions.iter_mut().enumerate() {
             position += 1;
-            let e = new_event(position as u64);
+            let e = bench_event(position as u64);
             positions.push(position);
             streams.push(format!("bench-{s}"));
             revs.push(*revision);
@@ -163,78 +111,20 @@ async fn baseline_run(pg: &TestPostgres, batch: usize, total: usize) -> f64 {
     position as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Paced appends at `rate` events/s for `seconds`; lag = delivery time − ack time per event.
+/// [`benchkit::subscription_lag`] on the server's store.
 async fn subscription_lag(
     pg: &TestPostgres,
     rate: u64,
     seconds: u64,
 ) -> (Duration, Duration, usize) {
-    let store = Arc::new(
+    let store: DynEventStore = Arc::new(
         PostgresStore::connect(&pg.url(), PostgresOptions::default())
             .await
             .expect("connect"),
     );
-    let acked: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
-    let delivered: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
-    let mut sub = store
-        .subscribe(SubscribeFrom::End, SubscriptionFilter::categories(["lag"]))
-        .await
-        .expect("subscribe");
-    let total = (rate * seconds) as usize;
-    let reader = {
-        let delivered = delivered.clone();
-        tokio::spawn(async move {
-            let mut n = 0;
-            while n < total {
-                match sub.next().await {
-                    Some(Ok(e)) => {
-                        delivered.lock().expect("lock").insert(e.id, Instant::now());
-                        n += 1;
-                    }
-                    _ => break,
-                }
-            }
-        })
-    };
-    let writers = 10u64;
-    let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
-    let run = Uuid::new_v4().simple().to_string();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            let acked = acked.clone();
-            let stream = format!("lag-{run}{w}");
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                let mut last = None;
-                for i in 0..(rate * seconds / writers) {
-                    tick.tick().await;
-                    let e = new_event(i);
-                    let id = e.id;
-                    let r = store
-                        .append(&stream, ExpectedRevision::after(last), vec![e])
-                        .await
-                        .expect("append");
-                    acked.lock().expect("lock").insert(id, Instant::now());
-                    last = Some(r.next_expected);
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("writer");
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    let lag = benchkit::subscription_lag(&store, rate, seconds).await;
     store.shutdown().await;
-    let acked = acked.lock().expect("lock");
-    let delivered = delivered.lock().expect("lock");
-    let mut lags: Vec<Duration> = acked
-        .iter()
-        .filter_map(|(id, ack)| delivered.get(id).map(|d| d.saturating_duration_since(*ack)))
-        .collect();
-    lags.sort();
-    (percentile(&lags, 0.5), percentile(&lags, 0.99), lags.len())
+    (lag.p50, lag.p99, lag.delivered)
 }
 
 fn main() {

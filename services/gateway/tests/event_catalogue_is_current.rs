@@ -8,34 +8,15 @@
 
 #![allow(clippy::unwrap_used)] // helpers of an integration test: a failed unwrap is a failed test
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 
 const CATALOGUE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/event-catalogue.md");
 
 #[test]
 fn committed_event_catalogue_matches_the_code() {
-    let current = ichigen_gateway::catalogue::markdown();
-    let path = Path::new(CATALOGUE_FILE);
-    if std::env::var("ICHIGEN_UPDATE_SCHEMA").as_deref() == Ok("1") {
-        std::fs::write(path, &current).expect("write docs/event-catalogue.md");
-        return;
-    }
-    let Ok(committed) = std::fs::read_to_string(path) else {
-        panic!("{CATALOGUE_FILE} is missing: run `make schema` and commit the result");
-    };
-    if committed != current {
-        let first_difference = committed
-            .lines()
-            .zip(current.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| committed.lines().count().min(current.lines().count()));
-        panic!(
-            "docs/event-catalogue.md is out of date (first difference at line {}): run `make \
-             schema` and commit the result",
-            first_difference + 1
-        );
-    }
+    support::check_generated(CATALOGUE_FILE, &ichigen_gateway::catalogue::markdown());
 }
 
 #[test]

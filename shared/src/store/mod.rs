@@ -11,6 +11,7 @@ pub mod embedded;
 mod follow;
 pub mod kurrent;
 pub mod postgres;
+mod queued;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use async_trait::async_trait;

@@ -22,8 +22,8 @@ mod writer;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::store::{
-    validate_append, AppendResult, EventStore, ExpectedRevision, Position, StoreError,
-    SubscribeFrom, Subscription, SubscriptionFilter,
+    AppendResult, EventStore, ExpectedRevision, Position, StoreError, SubscribeFrom, Subscription,
+    SubscriptionFilter,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
@@ -31,9 +31,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use writer::{AppendRequest, Command, CommittedBatch, Writer};
+use writer::{Command, CommittedBatch, Writer};
 
 /// Tuning of the embedded store; the defaults suit a single host.
 #[derive(Clone, Debug)]
@@ -269,32 +269,15 @@ impl EventStore for EmbeddedStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        validate_append(stream, &events)?;
-        if let Some(big) = events
-            .iter()
-            .find(|e| e.data.len() > self.inner.max_event_bytes)
-        {
-            return Err(StoreError::EventTooLarge {
-                size: big.data.len(),
-                limit: self.inner.max_event_bytes,
-            });
-        }
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream: stream.to_string(),
+        crate::store::queued::submit(
+            &self.inner.commands,
+            Command::Append,
+            stream,
             expected,
             events,
-            reply,
-            enqueued: Instant::now(),
-        };
-        self.inner
-            .commands
-            .send(Command::Append(request))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        // The writer always answers; a dropped reply means it stopped mid-batch (the batch was
-        // not acknowledged, so the caller may retry with the same ids).
-        answer.await.map_err(|_| StoreError::Closed)?
+            self.inner.max_event_bytes,
+        )
+        .await
     }
 
     async fn read_stream(

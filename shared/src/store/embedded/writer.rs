@@ -30,6 +30,7 @@ use super::health::Health;
 use super::indexer::{Ack, Acks, Indexer};
 use super::schema::{self, INSERT};
 use crate::envelope::{NewEvent, RecordedEvent};
+pub(super) use crate::store::queued::AppendRequest;
 use crate::store::{AppendResult, ExpectedRevision, Position, StoreError};
 use crate::telemetry::metrics::{self, Histogram, LATENCY_BUCKETS, SIZE_BUCKETS};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -41,14 +42,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// A batch of committed events, as broadcast to live subscribers.
 pub(super) type CommittedBatch = crate::store::follow::Batch;
-
-pub(super) struct AppendRequest {
-    pub stream: String,
-    pub expected: ExpectedRevision,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-    pub enqueued: Instant,
-}
 
 pub(super) enum Command {
     Append(AppendRequest),

@@ -20,16 +20,16 @@ mod writer;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::store::{
-    validate_append, AppendResult, EventStore, ExpectedRevision, Position, StoreError,
-    SubscribeFrom, Subscription, SubscriptionFilter,
+    AppendResult, EventStore, ExpectedRevision, Position, StoreError, SubscribeFrom, Subscription,
+    SubscriptionFilter,
 };
 use async_trait::async_trait;
 use futures::StreamExt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio_postgres::Client;
-use writer::{AppendRequest, Command, Writer};
+use writer::{Command, Writer};
 
 pub use writer::APPEND_LOCK;
 
@@ -381,30 +381,15 @@ impl EventStore for PostgresStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        validate_append(stream, &events)?;
-        if let Some(big) = events
-            .iter()
-            .find(|e| e.data.len() > self.inner.max_event_bytes)
-        {
-            return Err(StoreError::EventTooLarge {
-                size: big.data.len(),
-                limit: self.inner.max_event_bytes,
-            });
-        }
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream: stream.to_string(),
+        crate::store::queued::submit(
+            &self.inner.commands,
+            Command::Append,
+            stream,
             expected,
             events,
-            reply,
-            enqueued: Instant::now(),
-        };
-        self.inner
-            .commands
-            .send(Command::Append(request))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+            self.inner.max_event_bytes,
+        )
+        .await
     }
 
     async fn read_stream(

@@ -24,12 +24,13 @@
 
 use super::schema::store_error;
 use crate::envelope::NewEvent;
+pub(super) use crate::store::queued::AppendRequest;
 use crate::store::{AppendResult, ExpectedRevision, Position, StoreError};
 use crate::telemetry::metrics::{self, Histogram, LATENCY_BUCKETS, SIZE_BUCKETS};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
@@ -44,14 +45,6 @@ pub const CHANNEL: &str = "ichigen_events";
 /// How long one group commit may take before its appenders are answered `Unavailable` (the
 /// connection is then dropped and opened again; a retry with the same ids is safe).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub(super) struct AppendRequest {
-    pub stream: String,
-    pub expected: ExpectedRevision,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-    pub enqueued: Instant,
-}
 
 pub(super) enum Command {
     Append(AppendRequest),
